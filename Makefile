@@ -1,0 +1,66 @@
+# graceserve — one entry point for building, running, testing and benchmarking every host.
+#
+#   make run     build the C host and serve on 127.0.0.1:8080 (ADDR=... to change)
+#   make test    every test in every language
+#   make hosts   build/bin/server-{c,python,go,wasi}
+#   make bench   benchmarks (print ratios against baselines measured in the same run)
+#
+# Each language adds its own rules in mk/<lang>.mk and appends to HOST_TARGETS, TEST_TARGETS
+# and BENCH_TARGETS.
+
+SHELL := /bin/bash
+CARGO ?= cargo
+CC ?= cc
+PYTHON ?= python3
+ADDR ?= 127.0.0.1:8080
+ROOT := $(abspath .)
+PROFILE_DIR := $(ROOT)/target/release
+LIB_SO := $(PROFILE_DIR)/libgraceserve.so
+BIN := $(ROOT)/build/bin
+CWARN := -std=c11 -Wall -Wextra -Wpedantic -Werror
+RPATH := -Wl,-rpath,$(PROFILE_DIR)
+
+HOST_TARGETS := host-c
+TEST_TARGETS := test-header test-rust test-c
+BENCH_TARGETS := bench-c
+
+.PHONY: all lib hosts host-c run test test-rust test-c test-header bench bench-c clean
+
+all: hosts
+
+-include mk/*.mk
+
+lib:
+	$(CARGO) build --release --lib
+
+$(BIN):
+	mkdir -p $(BIN)
+
+host-c: lib | $(BIN)
+	$(CC) $(CWARN) -O2 -Iinclude examples/c/server.c -L$(PROFILE_DIR) -lgraceserve $(RPATH) -o $(BIN)/server-c
+
+hosts: $(HOST_TARGETS)
+
+run: host-c
+	$(BIN)/server-c --addr $(ADDR)
+
+# Fails when include/graceserve.h differs from what src/ffi generates.
+test-header:
+	GRACESERVE_CHECK_HEADER=1 $(CARGO) build --release --lib
+
+test-rust: lib
+	$(CARGO) test --release
+
+test-c: host-c
+	$(MAKE) -C tests/c PROFILE_DIR=$(PROFILE_DIR) BIN=$(BIN)
+
+test: $(TEST_TARGETS)
+
+bench-c: hosts
+	bash bench/c/run.sh
+
+bench: $(BENCH_TARGETS)
+
+clean:
+	rm -rf build
+	$(CARGO) clean

@@ -1,0 +1,53 @@
+//! Generates include/graceserve.h from src/ffi with cbindgen. With GRACESERVE_CHECK_HEADER=1 the
+//! build fails instead when the committed header differs from a fresh generation (CI drift check).
+
+use std::path::PathBuf;
+
+fn main() {
+    println!("cargo:rerun-if-changed=src/ffi");
+    println!("cargo:rerun-if-changed=cbindgen.toml");
+    println!("cargo:rerun-if-env-changed=GRACESERVE_CHECK_HEADER");
+
+    let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    if target_os == "linux" {
+        // Never unload the library: handler threads left running after a forced stop, and the
+        // signal handler's code, must stay mapped for the life of the process.
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgraceserve.so");
+    }
+    if target_os == "wasi" {
+        return;
+    }
+
+    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
+        .expect("read cbindgen.toml");
+    // Only the FFI module describes the ABI; the core's types are not for C.
+    let mut builder = cbindgen::Builder::new().with_config(config);
+    // (cbindgen follows the `mod` declarations of src/ffi/mod.rs.)
+    builder = builder.with_src(crate_dir.join("src/ffi/mod.rs"));
+    let bindings = match builder.generate()
+    {
+        Ok(b) => b,
+        Err(e) => {
+            // A broken source file is reported by rustc with a better message.
+            println!("cargo:warning=cbindgen: {e}");
+            return;
+        }
+    };
+    let out = crate_dir.join("include").join("graceserve.h");
+    let mut fresh = Vec::new();
+    bindings.write(&mut fresh);
+    let current = std::fs::read(&out).unwrap_or_default();
+    if current == fresh {
+        return;
+    }
+    if std::env::var("GRACESERVE_CHECK_HEADER").as_deref() == Ok("1") {
+        panic!(
+            "include/graceserve.h is stale: it differs from what src/ffi generates. \
+             Run `cargo build` and commit the header."
+        );
+    }
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, fresh).expect("write include/graceserve.h");
+}
