@@ -20,14 +20,13 @@ fn main() {
     }
 
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
-    let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
-        .expect("read cbindgen.toml");
+    let config =
+        cbindgen::Config::from_file(crate_dir.join("cbindgen.toml")).expect("read cbindgen.toml");
     // Only the FFI module describes the ABI; the core's types are not for C.
     let mut builder = cbindgen::Builder::new().with_config(config);
     // (cbindgen follows the `mod` declarations of src/ffi/mod.rs.)
     builder = builder.with_src(crate_dir.join("src/ffi/mod.rs"));
-    let bindings = match builder.generate()
-    {
+    let bindings = match builder.generate() {
         Ok(b) => b,
         Err(e) => {
             // A broken source file is reported by rustc with a better message.

@@ -41,7 +41,9 @@ pub enum ReplyError {
 impl std::fmt::Display for ReplyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ReplyError::Closed => f.write_str("the connection is gone (client left or stop forced)"),
+            ReplyError::Closed => {
+                f.write_str("the connection is gone (client left or stop forced)")
+            }
             ReplyError::Invalid => f.write_str("invalid status code or header"),
         }
     }
@@ -166,7 +168,10 @@ impl BodyWriter {
 
     /// Sends one chunk from async code.
     pub async fn send(&self, chunk: impl Into<Bytes>) -> Result<(), ReplyError> {
-        self.tx.send(chunk.into()).await.map_err(|_| ReplyError::Closed)
+        self.tx
+            .send(chunk.into())
+            .await
+            .map_err(|_| ReplyError::Closed)
     }
 
     /// True once the client can no longer receive the body.

@@ -33,16 +33,16 @@ pub use server::{in_handler, Server, StartError, StartErrorKind, Stats};
 
 /// Delivers `signum` to the server that listens for signals, exactly as a caught SIGINT/SIGTERM
 /// would: the first starts a drain with the signal deadline, the next forces the stop.
-/// Async-signal-safe. Fails when no running server listens (or `signum <= 0`).
+/// Async-signal-safe. Returns false when no running server listens (or `signum <= 0`).
 #[cfg(not(target_os = "wasi"))]
-pub fn notify_signal(signum: i32) -> Result<(), ()> {
+pub fn notify_signal(signum: i32) -> bool {
     signals::notify_signal(signum)
 }
 
 /// WASI has no signals; there is never a listener.
 #[cfg(target_os = "wasi")]
-pub fn notify_signal(_signum: i32) -> Result<(), ()> {
-    Err(())
+pub fn notify_signal(_signum: i32) -> bool {
+    false
 }
 
 /// The crate version.

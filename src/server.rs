@@ -361,9 +361,7 @@ impl Server {
         if let Some(reader) = signals.reader() {
             let sh = shared.clone();
             runtime.spawn(async move {
-                reader
-                    .run(move |signum| sh.on_signal(signum))
-                    .await;
+                reader.run(move |signum| sh.on_signal(signum)).await;
             });
         }
 
@@ -524,10 +522,7 @@ async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize) -> Outcom
     drop(listener);
     let started = Instant::now();
     app.state.send_replace(ConnState::Draining);
-    tracing::info!(
-        open = app.tracker.open.load(Ordering::SeqCst),
-        "draining"
-    );
+    tracing::info!(open = app.tracker.open.load(Ordering::SeqCst), "draining");
 
     let mut forced = None;
     let cause = loop {
@@ -697,10 +692,15 @@ async fn handle(
     let body = if http_body::Body::is_end_stream(&body) {
         Bytes::new()
     } else {
-        match Limited::new(body, app.max_body_bytes as usize).collect().await {
+        match Limited::new(body, app.max_body_bytes as usize)
+            .collect()
+            .await
+        {
             Ok(c) => c.to_bytes(),
             Err(e) => {
-                if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if e.downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     return Ok(text_response(
                         http::StatusCode::PAYLOAD_TOO_LARGE,
                         "request body too large\n",

@@ -73,16 +73,16 @@ fn record(signum: libc::c_int) {
 /// Delivers `signum` to the running server as if the library's handler had caught it: the
 /// first one starts a graceful drain (with the signal drain deadline), a later one forces the
 /// stop. Async-signal-safe; may be called from inside a host's own signal handler.
-pub fn notify_signal(signum: i32) -> Result<(), ()> {
+pub fn notify_signal(signum: i32) -> bool {
     if signum <= 0 {
-        return Err(());
+        return false;
     }
     if !CLAIMED.load(Ordering::SeqCst) {
         // No running server listens for signals.
-        return Err(());
+        return false;
     }
     record(signum);
-    Ok(())
+    true
 }
 
 extern "C" fn on_signal(signum: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {

@@ -103,7 +103,10 @@ mod imp {
             // SAFETY: the pipe's read end is created once and never closed, so the fd stays
             // valid (and is not reused) for as long as this AsyncFd exists.
             let reg = unsafe {
-                AsyncFd::register_with_interest(crate::signals::PipeReader(self.0), Interest::READABLE)
+                AsyncFd::register_with_interest(
+                    crate::signals::PipeReader(self.0),
+                    Interest::READABLE,
+                )
             };
             let afd = match reg {
                 Ok(a) => a,

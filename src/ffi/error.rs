@@ -60,24 +60,51 @@ pub(crate) fn result_text(code: i64) -> &'static str {
     use server_result::*;
     const TABLE: [(server_result, &str); 22] = [
         (SERVER_OK, "ok\0"),
-        (SERVER_ERR_FAILED, "the server stopped with a failure or a forced drain\0"),
-        (SERVER_ERR_PANIC, "internal error (panic caught at the API boundary)\0"),
-        (SERVER_ERR_NULL_PARAMETER, "a required pointer argument was NULL\0"),
-        (SERVER_ERR_ALREADY_USED, "the request was already answered\0"),
+        (
+            SERVER_ERR_FAILED,
+            "the server stopped with a failure or a forced drain\0",
+        ),
+        (
+            SERVER_ERR_PANIC,
+            "internal error (panic caught at the API boundary)\0",
+        ),
+        (
+            SERVER_ERR_NULL_PARAMETER,
+            "a required pointer argument was NULL\0",
+        ),
+        (
+            SERVER_ERR_ALREADY_USED,
+            "the request was already answered\0",
+        ),
         (SERVER_ERR_INVALID_ARGUMENT, "invalid argument\0"),
         (SERVER_ERR_VERSION, "unsupported options version\0"),
-        (SERVER_ERR_INVALID_ADDRESS, "invalid address (expected HOST:PORT)\0"),
+        (
+            SERVER_ERR_INVALID_ADDRESS,
+            "invalid address (expected HOST:PORT)\0",
+        ),
         (SERVER_ERR_ADDR_IN_USE, "address already in use\0"),
-        (SERVER_ERR_PERMISSION_DENIED, "permission denied for this address\0"),
+        (
+            SERVER_ERR_PERMISSION_DENIED,
+            "permission denied for this address\0",
+        ),
         (SERVER_ERR_BIND, "cannot bind or listen on this address\0"),
         (SERVER_ERR_RUNTIME, "the server runtime failed\0"),
         (SERVER_ERR_SIGNALS, "cannot install signal handlers\0"),
         (SERVER_ERR_ALREADY_RUNNING, "a server is already running\0"),
         (SERVER_ERR_NOT_RUNNING, "no server is running\0"),
-        (SERVER_ERR_WRONG_THREAD, "this call would deadlock on this thread\0"),
-        (SERVER_ERR_FORCED, "the drain deadline passed; remaining connections were closed\0"),
+        (
+            SERVER_ERR_WRONG_THREAD,
+            "this call would deadlock on this thread\0",
+        ),
+        (
+            SERVER_ERR_FORCED,
+            "the drain deadline passed; remaining connections were closed\0",
+        ),
         (SERVER_ERR_NOT_FOUND, "not found\0"),
-        (SERVER_ERR_CLOSED, "the connection is closed; the response cannot be delivered\0"),
+        (
+            SERVER_ERR_CLOSED,
+            "the connection is closed; the response cannot be delivered\0",
+        ),
         (SERVER_STILL_RUNNING, "the server is still running\0"),
         (SERVER_DRAINING, "the drain has started\0"),
         (SERVER_ERR_BUFFER_TOO_SMALL, "the buffer is too small\0"),

@@ -281,9 +281,10 @@ pub extern "C" fn server_notify_signal(signum: c_int) -> c_int {
     if signum <= 0 {
         return server_result::SERVER_ERR_INVALID_ARGUMENT as c_int;
     }
-    match crate::notify_signal(signum) {
-        Ok(()) => server_result::SERVER_OK as c_int,
-        Err(()) => server_result::SERVER_ERR_NOT_RUNNING as c_int,
+    if crate::notify_signal(signum) {
+        server_result::SERVER_OK as c_int
+    } else {
+        server_result::SERVER_ERR_NOT_RUNNING as c_int
     }
 }
 
@@ -306,9 +307,7 @@ pub extern "C" fn server_last_stop_cause() -> server_stop_cause {
 /// none. Any thread.
 #[no_mangle]
 pub extern "C" fn server_local_port() -> u16 {
-    ffi_guard!(0, {
-        running().map_or(0, |s| s.local_addr().port())
-    })
+    ffi_guard!(0, { running().map_or(0, |s| s.local_addr().port()) })
 }
 
 /// Writes the bound address as `HOST:PORT` (IPv6 as `[::1]:PORT`), NUL-terminated, into `buf`
@@ -317,7 +316,11 @@ pub extern "C" fn server_local_port() -> u16 {
 /// Returns `SERVER_OK`, `SERVER_ERR_NOT_RUNNING`, `SERVER_ERR_NULL_PARAMETER` or
 /// `SERVER_ERR_BUFFER_TOO_SMALL` (`*out_len` still tells the size needed). 64 bytes always fit.
 #[no_mangle]
-pub unsafe extern "C" fn server_local_addr(buf: *mut c_char, len: usize, out_len: *mut usize) -> c_int {
+pub unsafe extern "C" fn server_local_addr(
+    buf: *mut c_char,
+    len: usize,
+    out_len: *mut usize,
+) -> c_int {
     ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
         check_null!(buf, "buf");
         let Ok(srv) = running() else {
@@ -331,7 +334,10 @@ pub unsafe extern "C" fn server_local_addr(buf: *mut c_char, len: usize, out_len
         if s.len() + 1 > len {
             return fail(
                 server_result::SERVER_ERR_BUFFER_TOO_SMALL,
-                format!("the address needs {} bytes, the buffer has {len}", s.len() + 1),
+                format!(
+                    "the address needs {} bytes, the buffer has {len}",
+                    s.len() + 1
+                ),
             );
         }
         // SAFETY: buf has at least s.len()+1 bytes.

@@ -132,11 +132,14 @@ pub unsafe extern "C" fn server_options_init(out: *mut server_options, version: 
     })
 }
 
+/// A core config plus the host's handler, if any.
+pub(crate) type ReadOptions = (Config, Option<Arc<dyn crate::Handler>>);
+
 /// Reads the caller's options into a core config and handler. The handler (and so the
 /// userdata drop) is created first, so that every later failure still drops the userdata once.
 pub(crate) unsafe fn read_options(
     opts: *const server_options,
-) -> Result<(Config, Option<Arc<dyn crate::Handler>>), (server_result, String)> {
+) -> Result<ReadOptions, (server_result, String)> {
     let mut cfg = Config {
         signals: SignalPolicy::Library,
         ..Config::default()

@@ -294,10 +294,12 @@ pub unsafe extern "C" fn server_request_cancelled(req: *const server_request) ->
     })
 }
 
+type HeaderPairs<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 unsafe fn collect_headers<'a>(
     headers: *const server_header,
     n: usize,
-) -> Result<Vec<(&'a [u8], &'a [u8])>, c_int> {
+) -> Result<HeaderPairs<'a>, c_int> {
     if n == 0 {
         return Ok(Vec::new());
     }
@@ -440,7 +442,13 @@ pub unsafe extern "C" fn server_respond_stream(
             Err(code) => return code,
         };
         // Validate before consuming the reply, so a bad header leaves the request answerable.
-        if crate::handler::build_response(status, hs.iter().copied(), crate::handler::ResponseBody::full(Bytes::new())).is_err() {
+        if crate::handler::build_response(
+            status,
+            hs.iter().copied(),
+            crate::handler::ResponseBody::full(Bytes::new()),
+        )
+        .is_err()
+        {
             return invalid_response(status);
         }
         let reply = match take_reply(r) {
