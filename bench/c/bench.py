@@ -1,0 +1,443 @@
+#!/usr/bin/env python3
+"""graceserve C-host benchmarks (driven by bench/c/run.sh; not a test).
+
+Measures, against a plain tokio+hyper server built in the same run (bench/baseline-hyper):
+  1. throughput: wrk (HTTP/1.1 keep-alive) and h2load (h2c) on loopback, server and client
+     pinned to different CPUs, ROUNDS interleaved rounds, median req/s, p99 (wrk) / mean (h2load)
+     latency, and the ratio to the baseline of the same round (median of the per-round ratios);
+  2. stop time: N idle keep-alive connections (each sent one request and read the response),
+     then SIGTERM; time until the process has exited (pidfd), exit status checked;
+  3. RSS per idle connection: VmRSS before and after opening those N connections.
+
+Every server must answer 200 "OK" and exit 0 on SIGTERM; anything else is reported as an error
+and makes the script exit 1. Figures are printed as a table and written to bench/out/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import select
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+
+TARGET_RATIO = 0.95  # C-callback path vs pure hyper
+TARGET_STOP_MS = 20.0  # SIGTERM -> exit with 1000 idle keep-alive connections
+TARGET_RSS_PER_CONN = 8 * 1024  # bytes per idle connection
+
+
+class BenchError(Exception):
+    pass
+
+
+@dataclass
+class Variant:
+    key: str
+    label: str
+    argv: list[str]
+    path: str = "/"
+
+
+@dataclass
+class Sample:
+    rps: float
+    lat_ms: float
+    errors: str = ""
+
+
+@dataclass
+class Results:
+    wrk: dict[str, list[Sample]] = field(default_factory=dict)
+    h2: dict[str, list[Sample]] = field(default_factory=dict)
+    stop_ms: dict[str, list[float]] = field(default_factory=dict)
+    rss_per_conn: dict[str, list[float]] = field(default_factory=dict)
+
+
+LIVE: list[subprocess.Popen[bytes]] = []
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def pin_prefix(cpus: str) -> list[str]:
+    return ["taskset", "-c", cpus] if cpus else []
+
+
+def start_server(v: Variant, cpus: str, timeout: float = 15.0) -> tuple[subprocess.Popen[bytes], int]:
+    argv = pin_prefix(cpus) + v.argv + ["--addr", "127.0.0.1:0"]
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    LIVE.append(p)
+    assert p.stdout is not None
+    deadline = time.monotonic() + timeout
+    line = b""
+    poller = select.poll()
+    poller.register(p.stdout, select.POLLIN)
+    while not line.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not poller.poll(int(left * 1000)):
+            stop_quiet(p)
+            raise BenchError(f"{v.label}: no 'listening on' line within {timeout:.0f}s")
+        chunk = os.read(p.stdout.fileno(), 256)
+        if not chunk:
+            err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+            stop_quiet(p)
+            raise BenchError(f"{v.label}: exited before listening (status {p.wait()}): {err.strip()}")
+        line += chunk
+    m = re.fullmatch(rb"listening on 127\.0\.0\.1:(\d+)\n", line)
+    if not m:
+        stop_quiet(p)
+        raise BenchError(f"{v.label}: unexpected first line {line!r}")
+    port = int(m.group(1))
+    check_ok(v, port)
+    return p, port
+
+
+def check_ok(v: Variant, port: int) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(f"GET {v.path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := s.recv(4096):
+            data += chunk
+    if not data.startswith(b"HTTP/1.1 200 ") or not data.endswith(b"\r\n\r\nOK"):
+        raise BenchError(f"{v.label}: GET {v.path} did not answer 200 'OK': {data[:200]!r}")
+
+
+def pidfd_wait(p: subprocess.Popen[bytes], timeout: float) -> bool:
+    """Waits until the process has exited (without reaping); True if it did in time."""
+    fd = os.pidfd_open(p.pid)
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
+def stop_server(p: subprocess.Popen[bytes], label: str) -> None:
+    p.send_signal(signal.SIGTERM)
+    try:
+        status = p.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        stop_quiet(p)
+        raise BenchError(f"{label}: did not exit within 15 s of SIGTERM")
+    finally:
+        if p in LIVE:
+            LIVE.remove(p)
+    if status != 0:
+        err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+        raise BenchError(f"{label}: exit status {status} after SIGTERM (want 0): {err.strip()}")
+
+
+def stop_quiet(p: subprocess.Popen[bytes]) -> None:
+    if p.poll() is None:
+        p.kill()
+        p.wait()
+    if p in LIVE:
+        LIVE.remove(p)
+
+
+def to_ms(value: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s)", value)
+    if not m:
+        raise BenchError(f"cannot parse latency {value!r}")
+    n = float(m.group(1))
+    return {"us": n / 1000, "ms": n, "s": n * 1000}[m.group(2)]
+
+
+def run_wrk(port: int, path: str, args: argparse.Namespace, duration: float) -> Sample:
+    cmd = pin_prefix(args.client_cpus) + [
+        "wrk", f"-t{args.threads}", f"-c{args.conns}", f"-d{duration:g}s", "--latency",
+        f"http://127.0.0.1:{port}{path}",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
+    if out.returncode != 0:
+        raise BenchError(f"wrk failed: {out.stderr.strip()}")
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out.stdout)
+    p99 = re.search(r"^\s+99%\s+(\S+)", out.stdout, re.M)
+    if not rps or not p99:
+        raise BenchError(f"cannot parse wrk output:\n{out.stdout}")
+    errors = []
+    sock = re.search(r"Socket errors: (.*)", out.stdout)
+    if sock:
+        errors.append("socket errors: " + sock.group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
+    if non2xx:
+        errors.append(f"{non2xx.group(1)} non-2xx")
+    return Sample(float(rps.group(1)), to_ms(p99.group(1)), "; ".join(errors))
+
+
+def run_h2load(port: int, path: str, args: argparse.Namespace, duration: float) -> Sample:
+    cmd = pin_prefix(args.client_cpus) + [
+        "h2load", "-t1", f"-c{args.conns}", f"-m{args.h2_streams}", "-D", str(int(duration)),
+        "--warm-up-time=1", f"http://127.0.0.1:{port}{path}",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30)
+    rps = re.search(r"finished in \S+, ([\d.]+) req/s", out.stdout)
+    req = re.search(r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored", out.stdout)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out.stdout)
+    lat = re.search(r"time for request:\s+\S+\s+\S+\s+(\S+)", out.stdout)
+    if out.returncode != 0 or not rps or not req or not lat or not codes:
+        raise BenchError(f"h2load failed (status {out.returncode}):\n{out.stdout}{out.stderr}")
+    errors = ""
+    bad = int(req.group(2)) + int(req.group(3)) + sum(int(codes.group(i)) for i in (2, 3, 4))
+    if bad or int(req.group(1)) == 0:
+        errors = f"{req.group(1)} ok, {bad} failed/non-2xx"
+    return Sample(float(rps.group(1)), to_ms(lat.group(1)), errors)
+
+
+def read_rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise BenchError(f"no VmRSS for pid {pid}")
+
+
+def open_idle(port: int, n: int, path: str) -> list[socket.socket]:
+    """N keep-alive connections, each having sent one request and read its whole response."""
+    socks = []
+    req = f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    for _ in range(n):
+        s = socket.create_connection(("127.0.0.1", port), timeout=10)
+        socks.append(s)
+        s.sendall(req)
+    for s in socks:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                raise BenchError("server closed a connection before answering")
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        if not head.startswith(b"HTTP/1.1 200") or not m:
+            raise BenchError(f"unexpected response on an idle-connection setup: {head[:120]!r}")
+        while len(body) < int(m.group(1)):
+            chunk = s.recv(4096)
+            if not chunk:
+                raise BenchError("short response body")
+            body += chunk
+    return socks
+
+
+def idle_round(v: Variant, args: argparse.Namespace, res: Results) -> None:
+    p, port = start_server(v, args.server_cpus)
+    socks: list[socket.socket] = []
+    try:
+        # Warm the allocator and the runtime with one batch first, so the figure is the steady
+        # per-connection cost and not one-off growth (arenas, timer wheel, slab pages).
+        for s in open_idle(port, args.idle, v.path):
+            s.close()
+        time.sleep(0.3)
+        before = read_rss(p.pid)
+        socks = open_idle(port, args.idle, v.path)
+        time.sleep(0.3)
+        after = read_rss(p.pid)
+        res.rss_per_conn.setdefault(v.key, []).append((after - before) / args.idle)
+
+        t0 = time.perf_counter()
+        p.send_signal(signal.SIGTERM)
+        exited = pidfd_wait(p, 15)
+        t1 = time.perf_counter()
+        if not exited:
+            raise BenchError(f"{v.label}: not exited 15 s after SIGTERM with {args.idle} idle connections")
+        status = p.wait()
+        LIVE.remove(p)
+        if status != 0:
+            err = p.stderr.read().decode(errors="replace") if p.stderr else ""
+            raise BenchError(f"{v.label}: exit status {status} after SIGTERM (want 0): {err.strip()}")
+        # Every idle connection must have been closed by the server (EOF, or RST).
+        for s in socks:
+            s.settimeout(5)
+            try:
+                if s.recv(1) != b"":
+                    raise BenchError(f"{v.label}: data on an idle connection after SIGTERM")
+            except ConnectionResetError:
+                pass
+        res.stop_ms.setdefault(v.key, []).append((t1 - t0) * 1000)
+    finally:
+        for s in socks:
+            s.close()
+        stop_quiet(p)
+
+
+def fmt_ratio(samples: list[Sample], base: list[Sample]) -> float:
+    return statistics.median(s.rps / b.rps for s, b in zip(samples, base))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", required=True, help="build/bin (server-c)")
+    ap.add_argument("--bench-server", required=True)
+    ap.add_argument("--baseline", required=True)
+    ap.add_argument("--out", required=True, help="directory for the results files")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--duration", type=float, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--conns", type=int, default=64)
+    ap.add_argument("--h2-streams", type=int, default=10)
+    ap.add_argument("--idle", type=int, default=1000)
+    ap.add_argument("--idle-rounds", type=int, default=3)
+    ap.add_argument("--server-cpus", default="0")
+    ap.add_argument("--client-cpus", default="1")
+    ap.add_argument("--only", default="", help="comma-separated variant keys")
+    ap.add_argument("--skip", default="", help="comma-separated phases to skip: wrk,h2,idle")
+    args = ap.parse_args()
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 2 * args.idle + 256
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            raise BenchError(f"RLIMIT_NOFILE hard limit {hard} < {need} needed for {args.idle} idle connections")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+    if args.client_cpus:
+        os.sched_setaffinity(0, {int(c) for c in parse_cpus(args.client_cpus)})
+
+    hyper = Variant("hyper", "pure tokio+hyper (baseline)", [args.baseline])
+    variants = [
+        hyper,
+        Variant("hyper-h1", "pure hyper, http1 only", [args.baseline, "--proto", "http1"]),
+        Variant("builtin", "graceserve built-in handler", [args.bench_server, "--mode", "builtin"]),
+        Variant("pool", "C callback, handler pool", [args.bench_server, "--mode", "pool"]),
+        Variant("inline", "C callback, inline_handler", [args.bench_server, "--mode", "inline"]),
+        Variant("server-c", "server-c example host", [os.path.join(args.bin, "server-c")]),
+    ]
+    if args.only:
+        keep = set(args.only.split(","))
+        variants = [v for v in variants if v.key in keep or v.key == "hyper"]
+    skip = set(filter(None, args.skip.split(",")))
+    res = Results()
+
+    def load_round(phase: str, r: int) -> None:
+        for v in variants:
+            if phase == "h2" and v.key == "hyper-h1":
+                continue
+            p, port = start_server(v, args.server_cpus)
+            try:
+                runner = run_wrk if phase == "wrk" else run_h2load
+                if phase == "wrk":
+                    run_wrk(port, v.path, args, 1)  # warm-up, not recorded
+                s = runner(port, v.path, args, args.duration)
+            finally:
+                if p.poll() is None:
+                    stop_server(p, v.label)
+            (res.wrk if phase == "wrk" else res.h2).setdefault(v.key, []).append(s)
+            log(f"  [{phase} round {r}] {v.key:9} {s.rps:10.0f} req/s  lat {s.lat_ms:7.3f} ms {s.errors}")
+
+    for phase in ("wrk", "h2"):
+        if phase in skip:
+            continue
+        log(f"== {phase}: {args.rounds} interleaved rounds of {args.duration:g}s, -c{args.conns}")
+        for r in range(1, args.rounds + 1):
+            load_round(phase, r)
+    if "idle" not in skip:
+        log(f"== idle: {args.idle} keep-alive connections, RSS delta, then SIGTERM -> exit")
+        idle_variants = [v for v in variants if v.key in ("hyper", "builtin", "pool", "server-c")]
+        for r in range(1, args.idle_rounds + 1):
+            for v in idle_variants:
+                idle_round(v, args, res)
+                log(f"  [idle round {r}] {v.key:9} stop {res.stop_ms[v.key][-1]:7.2f} ms  "
+                    f"rss/conn {res.rss_per_conn[v.key][-1]:8.0f} B")
+
+    report = render(variants, res, args)
+    print(report)
+    os.makedirs(args.out, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    with open(os.path.join(args.out, f"bench-c-{stamp}.txt"), "w") as f:
+        f.write(report + "\n")
+    with open(os.path.join(args.out, f"bench-c-{stamp}.json"), "w") as f:
+        json.dump({
+            "args": vars(args),
+            "wrk": {k: [s.__dict__ for s in v] for k, v in res.wrk.items()},
+            "h2load": {k: [s.__dict__ for s in v] for k, v in res.h2.items()},
+            "stop_ms": res.stop_ms,
+            "rss_per_conn_bytes": res.rss_per_conn,
+        }, f, indent=1)
+    errors = [s.errors for d in (res.wrk, res.h2) for v in d.values() for s in v if s.errors]
+    if errors:
+        log("load-generator errors: " + " | ".join(errors))
+        return 1
+    return 0
+
+
+def parse_cpus(spec: str) -> list[int]:
+    cpus: list[int] = []
+    for part in spec.split(","):
+        if "-" in part:
+            a, b = part.split("-")
+            cpus.extend(range(int(a), int(b) + 1))
+        else:
+            cpus.append(int(part))
+    return cpus
+
+
+def render(variants: list[Variant], res: Results, args: argparse.Namespace) -> str:
+    lines = [
+        f"graceserve C-host benchmark  ({time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, "
+        f"server on CPU {args.server_cpus or 'any'}, client on CPU {args.client_cpus or 'any'})",
+        f"medians of {args.rounds} interleaved rounds; ratio = median over rounds of variant/baseline "
+        f"req/s in the same round",
+        "",
+    ]
+    for phase, data, latname, tool in (
+        ("wrk", res.wrk, "p99 ms", f"wrk -t{args.threads} -c{args.conns} -d{args.duration:g}s, HTTP/1.1 keep-alive"),
+        ("h2", res.h2, "mean ms", f"h2load -t1 -c{args.conns} -m{args.h2_streams} -D {args.duration:g}, h2c"),
+    ):
+        if not data:
+            continue
+        base = data.get("hyper")
+        lines.append(f"{tool}")
+        lines.append(f"  {'variant':34} {'req/s':>10} {latname:>8} {'vs hyper':>9}")
+        for v in variants:
+            if v.key not in data:
+                continue
+            s = data[v.key]
+            rps = statistics.median(x.rps for x in s)
+            lat = statistics.median(x.lat_ms for x in s)
+            ratio = fmt_ratio(s, base) if base else float("nan")
+            mark = ""
+            if v.key in ("pool", "inline"):
+                mark = "  target >= 0.95: " + ("MET" if ratio >= TARGET_RATIO else "NOT MET")
+            lines.append(f"  {v.label:34} {rps:10.0f} {lat:8.3f} {ratio:8.2f}x{mark}")
+        lines.append("")
+    if res.stop_ms:
+        lines.append(f"{args.idle} idle keep-alive connections (median of {args.idle_rounds})")
+        lines.append(f"  {'variant':34} {'SIGTERM->exit ms':>16} {'RSS/idle conn':>14}")
+        for v in variants:
+            if v.key not in res.stop_ms:
+                continue
+            stop = statistics.median(res.stop_ms[v.key])
+            rss = statistics.median(res.rss_per_conn[v.key])
+            mark = ""
+            if v.key != "hyper":
+                mark = ("  stop<20ms: " + ("MET" if stop < TARGET_STOP_MS else "NOT MET")
+                        + ", <=8KiB: " + ("MET" if rss <= TARGET_RSS_PER_CONN else "NOT MET"))
+            lines.append(f"  {v.label:34} {stop:16.2f} {rss / 1024:11.2f} KiB{mark}")
+    return "\n".join(lines)
+
+
+def on_signal(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 1
+    try:
+        code = main()
+    except BenchError as e:
+        log(f"bench-c: {e}")
+    except KeyboardInterrupt:
+        log("bench-c: interrupted")
+        code = 130
+    finally:
+        for proc in list(LIVE):
+            stop_quiet(proc)
+    sys.exit(code)

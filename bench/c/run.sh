@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# bench/c/run.sh — graceserve C-host benchmarks (`make bench-c`; not a test).
+#
+# Builds bench/out/bench-server (built-in / C-callback servers) and the pure tokio+hyper
+# baseline (bench/baseline-hyper, its own Cargo project and target dir), then runs
+# bench/c/bench.py: wrk + h2load throughput with ratios against the baseline measured in the
+# same run, SIGTERM->exit time with 1000 idle keep-alive connections, and RSS per idle
+# connection. Prints a table; also writes bench/out/bench-c-<time>.{txt,json}.
+#
+# Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION (5 s), BENCH_CONNS (64),
+# BENCH_IDLE (1000), BENCH_IDLE_ROUNDS (3), BENCH_SERVER_CPUS (0), BENCH_CLIENT_CPUS (1),
+# BENCH_ONLY (e.g. "pool,inline"), BENCH_SKIP (e.g. "h2,idle"), CARGO, CC, PYTHON.
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$ROOT"
+CC="${CC:-cc}"
+CARGO="${CARGO:-cargo}"
+PYTHON="${PYTHON:-python3}"
+OUT="$ROOT/bench/out"
+LIB_DIR="$ROOT/target/release"
+
+die() { echo "bench-c: $*" >&2; exit 1; }
+
+# Load generators: installed by .ci/setup.d/00-base.sh; install here too when running as root.
+missing=()
+command -v wrk >/dev/null || missing+=(wrk)
+command -v h2load >/dev/null || missing+=(nghttp2-client)
+command -v taskset >/dev/null || missing+=(util-linux)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    die "missing tools: ${missing[*]} (apt-get install ${missing[*]})"
+  fi
+fi
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
+[ -f "$LIB_DIR/libgraceserve.so" ] || die "$LIB_DIR/libgraceserve.so missing: run 'make lib' (make bench-c does)"
+[ -x "$ROOT/build/bin/server-c" ] || die "build/bin/server-c missing: run 'make host-c' (make bench-c does)"
+
+mkdir -p "$OUT"
+echo "== building bench/out/bench-server" >&2
+"$CC" -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -I"$ROOT/include" bench/c/bench-server.c \
+  -L"$LIB_DIR" -lgraceserve -Wl,-rpath,"$LIB_DIR" -o "$OUT/bench-server"
+echo "== building bench/baseline-hyper (release)" >&2
+CARGO_TARGET_DIR="$ROOT/bench/baseline-hyper/target" \
+  "$CARGO" build --release --quiet --manifest-path bench/baseline-hyper/Cargo.toml
+BASELINE="$ROOT/bench/baseline-hyper/target/release/baseline-hyper"
+
+ncpu=$(nproc)
+SERVER_CPUS="${BENCH_SERVER_CPUS-0}"
+CLIENT_CPUS="${BENCH_CLIENT_CPUS-1}"
+if [ "$ncpu" -lt 2 ]; then
+  echo "bench-c: only $ncpu CPU: not pinning (figures will be noisier)" >&2
+  SERVER_CPUS=""
+  CLIENT_CPUS=""
+fi
+
+# bench.py owns every server it starts and kills them on exit, error or interrupt; this trap
+# only forwards an interrupt to it.
+"$PYTHON" bench/c/bench.py \
+  --bin "$ROOT/build/bin" --bench-server "$OUT/bench-server" --baseline "$BASELINE" --out "$OUT" \
+  --rounds "${BENCH_ROUNDS:-3}" --duration "${BENCH_DURATION:-5}" --conns "${BENCH_CONNS:-64}" \
+  --idle "${BENCH_IDLE:-1000}" --idle-rounds "${BENCH_IDLE_ROUNDS:-3}" \
+  --server-cpus "$SERVER_CPUS" --client-cpus "$CLIENT_CPUS" \
+  --only "${BENCH_ONLY:-}" --skip "${BENCH_SKIP:-}" &
+pid=$!
+trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
+wait "$pid"
