@@ -9,6 +9,7 @@
 # and BENCH_TARGETS.
 
 SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:/usr/local/go/bin:$(HOME)/go/bin:$(PATH)
 CARGO ?= cargo
 CC ?= cc
 PYTHON ?= python3
@@ -21,14 +22,23 @@ CWARN := -std=c11 -Wall -Wextra -Wpedantic -Werror
 RPATH := -Wl,-rpath,$(PROFILE_DIR)
 
 HOST_TARGETS := host-c
-TEST_TARGETS := test-header test-rust test-c
+TEST_TARGETS := test-header test-rust test-lint test-c
 BENCH_TARGETS := bench-c
+SETUP_STAMP := build/.setup-done
 
-.PHONY: all lib hosts host-c run test test-rust test-c test-header bench bench-c clean
+.PHONY: all setup lib hosts host-c run test test-rust test-lint test-c test-header bench bench-c clean
 
 all: hosts
 
 -include mk/*.mk
+
+# Installs everything the tests and benchmarks need (apt, pip, go, cargo packages), once: each
+# script in .ci/setup.d is idempotent. Re-runs when a setup script changes.
+$(SETUP_STAMP): $(wildcard .ci/setup.d/*.sh)
+	bash .ci/setup
+	mkdir -p $(dir $@) && touch $@
+
+setup: $(SETUP_STAMP)
 
 lib:
 	$(CARGO) build --release --lib
@@ -51,15 +61,21 @@ test-header:
 test-rust: lib
 	$(CARGO) test --release
 
+test-lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --all-targets -- -D warnings
+
 test-c: host-c
 	$(MAKE) -C tests/c PROFILE_DIR=$(PROFILE_DIR) BIN=$(BIN)
 
-test: $(TEST_TARGETS)
+test: $(SETUP_STAMP)
+	$(MAKE) $(TEST_TARGETS)
 
 bench-c: hosts
 	bash bench/c/run.sh
 
-bench: $(BENCH_TARGETS)
+bench: $(SETUP_STAMP)
+	$(MAKE) $(BENCH_TARGETS)
 
 clean:
 	rm -rf build
