@@ -1,0 +1,3 @@
+module github.com/graceserve/graceserve/bindings/go
+
+go 1.26
