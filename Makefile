@@ -22,11 +22,11 @@ CWARN := -std=c11 -Wall -Wextra -Wpedantic -Werror
 RPATH := -Wl,-rpath,$(PROFILE_DIR)
 
 HOST_TARGETS := host-c
-TEST_TARGETS := test-header test-rust test-lint test-c
+TEST_TARGETS := test-header test-rust test-lint test-readme test-c
 BENCH_TARGETS := bench-c
 SETUP_STAMP := build/.setup-done
 
-.PHONY: all setup lib hosts host-c run test test-rust test-lint test-c test-header bench bench-c clean
+.PHONY: all setup lib hosts host-c run test test-rust test-lint test-readme test-c test-header bench bench-c clean
 
 all: hosts
 
@@ -64,6 +64,9 @@ test-rust: lib
 test-lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+
+test-readme: lib
+	bash tests/readme/check_c_snippets.sh $(PROFILE_DIR)
 
 test-c: host-c
 	$(MAKE) -C tests/c PROFILE_DIR=$(PROFILE_DIR) BIN=$(BIN)
