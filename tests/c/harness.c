@@ -502,6 +502,29 @@ void th_handler(void *userdata, struct server_request *req) {
 
 void drop_count(void *userdata) { atomic_fetch_add((atomic_int *)userdata, 1); }
 
+int wait_count(atomic_int *c, int want, long timeout_ms) {
+    int64_t end = now_ms() + timeout_ms;
+    while (atomic_load(c) < want && now_ms() < end) sleep_ms(2);
+    return atomic_load(c);
+}
+
+int thread_count(void) {
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL)
+        if (de->d_name[0] != '.') n++;
+    closedir(d);
+    return n;
+}
+
+bool settle_threads(long timeout_ms) {
+    int64_t end = now_ms() + timeout_ms;
+    while (thread_count() != 1 && now_ms() < end) sleep_ms(5);
+    return thread_count() == 1;
+}
+
 long vm_rss_kb(void) {
     FILE *f = fopen("/proc/self/status", "r");
     if (!f) return -1;

@@ -172,6 +172,13 @@ void th_reset(void);
 
 /* userdata drop counter helper: userdata points at an atomic_int that drop increments. */
 void drop_count(void *userdata);
+/* Polls until *c reaches want (or timeout_ms passes) and returns its value. userdata_drop may run
+ * on a library thread a moment after server_wait returns (the runtime is shut down in the
+ * background), so tests that count drops poll for them and use a fresh counter per server. */
+int wait_count(atomic_int *c, int want, long timeout_ms);
+/* Waits until this process runs only its main thread (library threads gone), max timeout_ms. */
+bool settle_threads(long timeout_ms);
+int thread_count(void);
 
 /* /proc/self helpers */
 long vm_rss_kb(void);

@@ -594,6 +594,7 @@ void test_drain_semantics(void) {
     async_free(&a);
     pthread_join(sc.th, NULL);
     CHECK_RC(sc.rc, SERVER_OK);
+    CHECK(event_wait_n(&th_block_done, 1, 10000));
     CHECK_RC(th_block_rc, SERVER_OK);
     CHECK_INT(th_block_cancelled, 0);
     note("graceful drain took %lld ms", (long long)(sc.returned_at - t0));
@@ -650,7 +651,7 @@ void test_handler_never_answers(void) {
     async_free(&a);
     CHECK_RC(server_wait(), 1);
     CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_FORCED_DEADLINE);
-    CHECK_INT(atomic_load(&drops), 1);
+    CHECK_INT(wait_count(&drops, 1, 10000), 1);
     struct server_request *req = th_stash;
     REQUIRE(req != NULL);
     CHECK_INT(server_request_cancelled(req), 1);
@@ -664,8 +665,9 @@ void test_handler_never_answers(void) {
 
 void test_restart_cycles_same_port(void) {
     uint16_t port = 0;
+    static atomic_int drop_counts[6];
     for (int i = 0; i < 6; i++) {
-        atomic_int drops = 0;
+        atomic_int *drops = &drop_counts[i];
         struct server_options o;
         opts_local(&o);
         char addr[32];
@@ -674,7 +676,7 @@ void test_restart_cycles_same_port(void) {
             o.addr = addr;
         }
         if (i % 2) o.handler = NULL;
-        o.userdata = &drops;
+        o.userdata = drops;
         o.userdata_drop = drop_count;
         uint16_t p = start_or_die(&o);
         if (i > 0) CHECK_INT(p, port);
@@ -689,9 +691,11 @@ void test_restart_cycles_same_port(void) {
         }
         CHECK_RC(server_shutdown(5000), SERVER_OK);
         CHECK_RC(server_wait(), 0);
-        CHECK_INT(atomic_load(&drops), 1);
+        CHECK_INT(wait_count(drops, 1, 10000), 1);
         CHECK(port_refuses(port));
     }
+    settle_threads(10000);
+    for (int i = 0; i < 6; i++) CHECK_INT(atomic_load(&drop_counts[i]), 1); /* exactly once */
 }
 
 void test_start_after_shutdown_without_wait(void) {
@@ -721,7 +725,7 @@ void test_userdata_drop_once(void) {
     http_resp_free(&r);
     CHECK_INT(atomic_load(&drops), 0);
     stop_and_check(port, 5000, SERVER_OK, 0);
-    CHECK_INT(atomic_load(&drops), 1);
+    CHECK_INT(wait_count(&drops, 1, 10000), 1);
 
     /* start fails after reading the options: dropped exactly once, by the time wait returns */
     uint16_t busy_port = 0;
@@ -739,18 +743,18 @@ void test_userdata_drop_once(void) {
         {"invalid address", "nonsense", SERVER_SIGNALS_HOST, SERVER_ERR_INVALID_ADDRESS},
         {"bad signals value", "127.0.0.1:0", 7, SERVER_ERR_INVALID_ARGUMENT},
     };
+    static atomic_int fail_drops[3];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        atomic_int d = 0;
+        atomic_int *d = &fail_drops[i];
         opts_local(&o);
         o.addr = cases[i].addr;
         o.signals = cases[i].signals;
-        o.userdata = &d;
+        o.userdata = d;
         o.userdata_drop = drop_count;
         CHECK_RC(server_start(&o), cases[i].want);
-        CHECK_RC(server_wait(), 1);
-        if (atomic_load(&d) != 1)
+        if (wait_count(d, 1, 10000) != 1)
             check_fail(__FILE__, __LINE__, "%s: userdata_drop called %d times, want 1", cases[i].what,
-                       atomic_load(&d));
+                       atomic_load(d));
     }
     close(busy);
 
@@ -762,7 +766,7 @@ void test_userdata_drop_once(void) {
     o.userdata_drop = drop_count;
     port = start_or_die(&o);
     stop_and_check(port, 5000, SERVER_OK, 0);
-    CHECK_INT(atomic_load(&d2), 1);
+    CHECK_INT(wait_count(&d2, 1, 10000), 1);
 
     /* failures before the options are read must not call it twice */
     atomic_int d3 = 0;
@@ -773,6 +777,11 @@ void test_userdata_drop_once(void) {
     CHECK_RC(server_start(&o), SERVER_ERR_VERSION);
     CHECK(atomic_load(&d3) <= 1);
     if (atomic_load(&d3) == 0) note("SERVER_ERR_VERSION: userdata_drop not called (options unread)");
+    /* nothing arrives late, twice */
+    settle_threads(10000);
+    CHECK_INT(atomic_load(&drops), 1);
+    CHECK_INT(atomic_load(&d2), 1);
+    for (int i = 0; i < 3; i++) CHECK_INT(atomic_load(&fail_drops[i]), 1);
 }
 
 /* ---- absurd lengths (KB in tests.def: these abort the process today) ---------------------- */
@@ -822,5 +831,178 @@ void test_absurd_len_stream_write(void) {
     CHECK_INT(r.status, 200);
     CHECK_STR((const char *)r.body, "ok");
     http_resp_free(&r);
+    stop_and_check(port, 5000, SERVER_OK, 0);
+}
+
+/* ---- more drain edges --------------------------------------------------------------------- */
+
+static bool cancelled_pred(void *arg) { return server_request_cancelled(arg) == 1; }
+
+/* The client goes away before the answer: the host can see it and the answer is refused. */
+void test_request_cancelled_when_client_leaves(void) {
+    struct server_options o;
+    opts_local(&o);
+    uint16_t port = start_or_die(&o);
+    int fd = tcp_connect(port);
+    REQUIRE(fd >= 0);
+    const char *req = "GET /stash HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(send_all(fd, req, strlen(req)) == 0);
+    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    struct server_request *r = th_stash;
+    REQUIRE(r != NULL);
+    CHECK_INT(server_request_cancelled(r), 0);
+    close(fd);
+    CHECK(wait_until(cancelled_pred, r, 10000));
+    CHECK_RC(server_respond(r, 200, NULL, 0, (const uint8_t *)"late", 4), SERVER_ERR_CLOSED);
+    server_request_free(r);
+    /* the server is unaffected; the drain has nothing left to wait for */
+    http_resp resp;
+    CHECK(http_get(port, "/", &resp) == 0);
+    CHECK_INT(resp.status, 200);
+    http_resp_free(&resp);
+    stop_and_check(port, 5000, SERVER_OK, 0);
+}
+
+/* shutdown(0) closes in-flight connections at once; SERVER_TIMEOUT_INFINITE waits for them. */
+void test_shutdown_zero_and_infinite(void) {
+    struct server_options o;
+    opts_local(&o);
+    uint16_t port = start_or_die(&o);
+    async_req a;
+    async_get(&a, port, "/block");
+    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    CHECK_RC(server_shutdown(0), SERVER_ERR_FORCED);
+    async_join(&a);
+    CHECK(a.resp.status != 200);
+    async_free(&a);
+    event_signal(&th_release);
+    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    CHECK_RC(th_block_rc, SERVER_ERR_CLOSED);
+    CHECK_RC(server_wait(), 1);
+    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_FORCED_DEADLINE);
+
+    th_reset();
+    port = start_or_die(&o);
+    async_get(&a, port, "/sleep?ms=700");
+    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    CHECK_RC(server_shutdown(SERVER_TIMEOUT_INFINITE), SERVER_OK);
+    async_join(&a);
+    CHECK_INT(a.resp.status, 200);
+    CHECK_STR((const char *)a.resp.body, "slept 700");
+    async_free(&a);
+    CHECK_RC(server_wait(), 0);
+    CHECK(port_bindable(port));
+}
+
+/* A later shutdown keeps the earlier deadline ("a drain already under way keeps the earlier
+ * deadline"): a long second call cannot extend a short first one. */
+void test_second_shutdown_keeps_deadline(void) {
+    struct server_options o;
+    opts_local(&o);
+    uint16_t port = start_or_die(&o);
+    async_req a;
+    async_get(&a, port, "/block");
+    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    shutdown_call first;
+    int64_t t0 = now_ms();
+    shutdown_async(&first, 400);
+    CHECK(wait_until(refuses_pred, &port, 10000));
+    CHECK_RC(server_shutdown(60000), SERVER_ERR_FORCED);
+    CHECK(now_ms() - t0 < 20000);
+    pthread_join(first.th, NULL);
+    CHECK_RC(first.rc, SERVER_ERR_FORCED);
+    async_join(&a);
+    async_free(&a);
+    event_signal(&th_release);
+    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    CHECK_RC(server_wait(), 1);
+}
+
+/* userdata_drop runs only after the last handler call returned, even when a forced stop left a
+ * handler running in host code; a new server can start meanwhile. */
+void test_userdata_drop_after_last_handler(void) {
+    atomic_int drops = 0;
+    struct server_options o;
+    opts_local(&o);
+    o.userdata = &drops;
+    o.userdata_drop = drop_count;
+    uint16_t port = start_or_die(&o);
+    async_req a;
+    async_get(&a, port, "/block");
+    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    CHECK_RC(server_shutdown(100), SERVER_ERR_FORCED);
+    CHECK_RC(server_wait(), 1);
+    async_join(&a);
+    async_free(&a);
+    CHECK_INT(atomic_load(&drops), 0); /* the handler is still running */
+
+    /* a new server while the old handler is stuck */
+    struct server_options o2;
+    opts_local(&o2);
+    o2.handler = NULL;
+    uint16_t port2 = start_or_die(&o2);
+    http_resp r;
+    CHECK(http_get(port2, "/", &r) == 0);
+    CHECK_INT(r.status, 200);
+    http_resp_free(&r);
+    CHECK_INT(atomic_load(&drops), 0);
+
+    event_signal(&th_release);
+    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    CHECK_RC(th_block_rc, SERVER_ERR_CLOSED);
+    int64_t end = now_ms() + 10000;
+    while (atomic_load(&drops) == 0 && now_ms() < end) sleep_ms(5);
+    CHECK_INT(atomic_load(&drops), 1);
+    stop_and_check(port2, 5000, SERVER_OK, 0);
+    settle_threads(10000);
+    CHECK_INT(atomic_load(&drops), 1);
+    CHECK(port_bindable(port));
+}
+
+/* inline_handler: the handler runs on the async worker; answering at once works. */
+void test_inline_handler(void) {
+    struct server_options o;
+    opts_local(&o);
+    o.inline_handler = true;
+    uint16_t port = start_or_die(&o);
+    for (int i = 0; i < 3; i++) {
+        http_resp r;
+        CHECK(http_post(port, "/echo", "inline", 6, &r) == 0);
+        CHECK_INT(r.status, 200);
+        CHECK_STR((const char *)r.body, "inline");
+        http_resp_free(&r);
+    }
+    stop_and_check(port, 5000, SERVER_OK, 0);
+}
+
+/* Idle and slow clients are cut by the configured timeouts, not held forever. */
+void test_idle_and_header_timeouts(void) {
+    struct server_options o;
+    opts_local(&o);
+    o.keepalive_idle_timeout_ms = 300;
+    o.header_read_timeout_ms = 300;
+    uint16_t port = start_or_die(&o);
+    int idle = tcp_connect(port);
+    REQUIRE(idle >= 0);
+    const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(send_all(idle, req, strlen(req)) == 0);
+    http_resp r;
+    CHECK(http_read_response(idle, &r) == 0);
+    CHECK_INT(r.status, 200);
+    http_resp_free(&r);
+    int slow = tcp_connect(port);
+    REQUIRE(slow >= 0);
+    CHECK(send_all(slow, "GET / HTTP/1.1\r\nHost", 20) == 0);
+    int64_t t0 = now_ms();
+    char buf[256];
+    CHECK(recv(idle, buf, sizeof buf, 0) == 0); /* closed by the idle timeout */
+    ssize_t n;
+    while ((n = recv(slow, buf, sizeof buf, 0)) > 0) { /* maybe a 408, then closed */
+    }
+    CHECK(n == 0);
+    int64_t took = now_ms() - t0;
+    CHECK(took < 10000); /* well before the 15 s client timeout */
+    close(idle);
+    close(slow);
     stop_and_check(port, 5000, SERVER_OK, 0);
 }

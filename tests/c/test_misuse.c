@@ -69,6 +69,8 @@ void test_start_twice(void) {
     http_resp_free(&r);
     CHECK_INT(atomic_load(&d1), 0);
     stop_and_check(port, 5000, SERVER_OK, 0);
+    CHECK_INT(wait_count(&d1, 1, 10000), 1);
+    settle_threads(10000);
     CHECK_INT(atomic_load(&d1), 1);
 }
 
@@ -399,4 +401,37 @@ void test_wait_after_option_error(void) {
     o.addr = "127.0.0.1:\xff";
     CHECK_RC(server_start(&o), SERVER_ERR_INVALID_ADDRESS);
     CHECK_RC(server_wait(), 1);
+}
+
+/* An address this host does not have: SERVER_ERR_BIND naming the address and the OS error. */
+void test_bind_error_foreign_address(void) {
+    struct server_options o;
+    opts_local(&o);
+    o.addr = "192.0.2.1:0"; /* TEST-NET-1: never a local address; bind fails locally */
+    CHECK_RC(server_start(&o), SERVER_ERR_BIND);
+    note("last_error: %s", server_last_error());
+    CHECK(strstr(server_last_error(), "192.0.2.1:0") != NULL);
+    CHECK(strcasestr(server_last_error(), "assign requested address") != NULL);
+    CHECK_RC(server_wait(), 1);
+    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_BIND_FAILED);
+}
+
+/* server_last_error is per thread. */
+static void *other_thread_error(void *arg) {
+    (void)arg;
+    char *copy = strdup(server_last_error());
+    return copy;
+}
+
+void test_last_error_per_thread(void) {
+    CHECK_RC(server_shutdown(0), SERVER_ERR_NOT_RUNNING);
+    CHECK(server_last_error()[0] != '\0');
+    CHECK_INT(server_last_error_code(), SERVER_ERR_NOT_RUNNING);
+    pthread_t th;
+    void *ret = NULL;
+    REQUIRE(pthread_create(&th, NULL, other_thread_error, NULL) == 0);
+    pthread_join(th, &ret);
+    CHECK_STR((const char *)ret, ""); /* the other thread has no error of its own */
+    free(ret);
+    CHECK_INT(server_last_error_code(), SERVER_ERR_NOT_RUNNING); /* still ours */
 }

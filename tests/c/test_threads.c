@@ -108,7 +108,8 @@ void test_concurrent_api_calls(void) {
 
 #define STARTERS 8
 static pthread_barrier_t start_barrier;
-static atomic_int start_drops[STARTERS];
+static atomic_int start_drops_all[3][STARTERS];
+static atomic_int *start_drops;
 static int start_rc[STARTERS];
 
 static void *starter(void *arg) {
@@ -126,8 +127,8 @@ void test_concurrent_start_one_wins(void) {
     for (int round = 0; round < 3; round++) {
         pthread_barrier_init(&start_barrier, NULL, STARTERS);
         pthread_t th[STARTERS];
+        start_drops = start_drops_all[round];
         for (int i = 0; i < STARTERS; i++) {
-            atomic_store(&start_drops[i], 0);
             REQUIRE(pthread_create(&th[i], NULL, starter, (void *)(intptr_t)i) == 0);
         }
         for (int i = 0; i < STARTERS; i++) pthread_join(th[i], NULL);
@@ -150,9 +151,11 @@ void test_concurrent_start_one_wins(void) {
         http_resp_free(&r);
         if (winner >= 0) CHECK_INT(atomic_load(&start_drops[winner]), 0);
         stop_and_check(port, 5000, SERVER_OK, 0);
-        if (winner >= 0) CHECK_INT(atomic_load(&start_drops[winner]), 1);
-        for (int i = 0; i < STARTERS; i++) CHECK(atomic_load(&start_drops[i]) <= 1);
+        if (winner >= 0) CHECK_INT(wait_count(&start_drops[winner], 1, 10000), 1);
     }
+    settle_threads(10000);
+    for (int r = 0; r < 3; r++)
+        for (int i = 0; i < STARTERS; i++) CHECK(atomic_load(&start_drops_all[r][i]) <= 1);
 }
 
 #ifdef __SANITIZE_ADDRESS__
@@ -175,6 +178,8 @@ void test_many_cycles_no_leaks(void) {
     int bad = 0;
     for (int i = 0; i < cycles && bad < 5; i++) {
         if (i == warmup) {
+            /* the previous runtime shuts down in the background: let its threads finish */
+            CHECK(settle_threads(10000));
             rss0 = vm_rss_kb();
             fds0 = open_fd_count();
             t0 = now_ms();
@@ -199,15 +204,14 @@ void test_many_cycles_no_leaks(void) {
             bad++;
         }
     }
+    double ms_per_cycle = (double)(now_ms() - t0) / (cycles - warmup);
     /* the runtime's worker threads close their fds a moment after server_wait returns (see
-     * wait_releases_runtime_resources); a leak never comes back down */
+     * wait_releases_runtime_resources); a leak stays after they are gone */
+    CHECK(settle_threads(10000));
     int fds1 = open_fd_count();
-    for (int64_t end = now_ms() + 5000; fds1 != fds0 && now_ms() < end; fds1 = open_fd_count())
-        sleep_ms(10);
     long rss1 = vm_rss_kb();
     note("%d cycles; after %d warm-up cycles: VmRSS %ld -> %ld kB, fds %d -> %d, %.2f ms/cycle",
-         cycles, warmup, rss0, rss1, fds0, fds1,
-         (double)(now_ms() - t0) / (cycles - warmup));
+         cycles, warmup, rss0, rss1, fds0, fds1, ms_per_cycle);
     CHECK_INT(fds1, fds0);
     if (!UNDER_ASAN) {
         /* ASan's quarantine keeps freed memory resident; LSan checks leaks there instead */
@@ -215,21 +219,13 @@ void test_many_cycles_no_leaks(void) {
     }
 }
 
-static int thread_count(void) {
-    DIR *d = opendir("/proc/self/task");
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.') n++;
-    closedir(d);
-    return n;
-}
 
 /* server_wait is documented to tear the runtime down on the calling thread and server_shutdown
  * to return with the server "fully stopped (runtime gone)". Today teardown is
  * Runtime::shutdown_background(): wait returns while the worker threads and their epoll/eventfd
- * descriptors are still alive (KB in tests.def). */
+ * descriptors are still alive, and userdata_drop runs later on one of them even though no
+ * handler is running (KB in tests.def). A host that frees its state right after server_wait
+ * then gets userdata_drop on freed memory. */
 void test_wait_releases_runtime_resources(void) {
     struct server_options o;
     opts_local(&o);
@@ -237,10 +233,13 @@ void test_wait_releases_runtime_resources(void) {
     /* one cycle first: the library's once-per-process self-pipe stays open by design */
     uint16_t port = start_or_die(&o);
     stop_and_check(port, 5000, SERVER_OK, 0);
-    sleep_ms(200);
+    CHECK(settle_threads(10000));
     int fds0 = open_fd_count(), th0 = thread_count();
-    int bad_fds = 0, bad_threads = 0;
+    int bad_fds = 0, bad_threads = 0, late_drops = 0;
+    static atomic_int drops[20];
     for (int i = 0; i < 20; i++) {
+        o.userdata = &drops[i];
+        o.userdata_drop = drop_count;
         port = start_or_die(&o);
         http_resp r;
         CHECK(http_get(port, "/", &r) == 0);
@@ -248,13 +247,16 @@ void test_wait_releases_runtime_resources(void) {
         CHECK_RC(server_shutdown(5000), SERVER_OK);
         CHECK_RC(server_wait(), 0);
         int fds = open_fd_count(), th = thread_count();
+        if (atomic_load(&drops[i]) != 1) late_drops++; /* no handler runs: it should be done */
         if (fds != fds0) bad_fds++;
         if (th != th0) bad_threads++;
         if (i == 0 || fds != fds0 || th != th0)
             note("cycle %d right after server_wait: fds %d (before start %d), threads %d (before %d)",
                  i, fds, fds0, th, th0);
-        sleep_ms(50);
+        settle_threads(10000);
     }
+    note("userdata_drop had not run yet when server_wait returned in %d of 20 cycles", late_drops);
     CHECK_INT(bad_fds, 0);
     CHECK_INT(bad_threads, 0);
+    CHECK_INT(late_drops, 0);
 }
