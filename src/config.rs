@@ -86,6 +86,7 @@ impl Config {
         }
     }
 
+    #[cfg_attr(target_os = "wasi", allow(dead_code))]
     pub(crate) fn effective_workers(&self) -> usize {
         if self.worker_threads > 0 {
             self.worker_threads

@@ -130,6 +130,8 @@ struct Shared {
     control: watch::Sender<Control>,
     done: Mutex<Option<Outcome>>,
     done_cv: Condvar,
+    /// Woken with `done_cv`, for a waiter that drives the runtime itself (WASI).
+    done_async: Notify,
     counters: Counters,
     signal_timeout: Duration,
 }
@@ -168,6 +170,14 @@ impl Shared {
             *d = Some(outcome);
         }
         self.done_cv.notify_all();
+        self.done_async.notify_waiters();
+    }
+
+    fn outcome_now(&self) -> bool {
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     fn wait_done(&self, timeout: Option<Duration>) -> Option<Outcome> {
@@ -322,6 +332,7 @@ impl Server {
             control,
             done: Mutex::new(None),
             done_cv: Condvar::new(),
+            done_async: Notify::new(),
             counters: Counters::default(),
             signal_timeout: config.signal_drain_timeout,
         });
@@ -345,7 +356,7 @@ impl Server {
         let app = Arc::new(App {
             builder,
             handler,
-            inline_handler: config.inline_handler,
+            inline_handler: config.inline_handler || sys::FORCE_INLINE_HANDLER,
             max_body_bytes: config.max_body_bytes,
             keepalive_idle_timeout: config.keepalive_idle_timeout,
             shared: shared.clone(),
@@ -403,6 +414,7 @@ impl Server {
     /// thread that must finish for the drain to finish (a handler): use `begin_shutdown` there.
     pub fn shutdown(&self, timeout: Option<Duration>) -> Outcome {
         self.begin_shutdown(timeout);
+        self.drive(None);
         self.shared
             .wait_done(None)
             .expect("wait without timeout returns an outcome")
@@ -416,6 +428,7 @@ impl Server {
     /// Blocks until the server has stopped, tears the runtime down on this thread and restores
     /// signal handlers; returns the outcome. Safe to call more than once and from many threads.
     pub fn wait(&self) -> Outcome {
+        self.drive(None);
         let o = self
             .shared
             .wait_done(None)
@@ -426,7 +439,8 @@ impl Server {
 
     /// Like [`Server::wait`] but gives up after `timeout`, returning `None` while still running.
     pub fn wait_timeout(&self, timeout: Duration) -> Option<Outcome> {
-        let o = self.shared.wait_done(Some(timeout))?;
+        let rest = self.drive(Some(timeout));
+        let o = self.shared.wait_done(rest)?;
         self.teardown();
         Some(o)
     }
@@ -445,6 +459,14 @@ impl Server {
             requests_active: c.requests_active.load(Ordering::Relaxed) as u64,
             requests_total: c.requests_total.load(Ordering::Relaxed),
         }
+    }
+
+    /// Runs the runtime on this thread until the server stops or `timeout` passes, where the
+    /// runtime has no threads of its own (WASI); a no-op natively. Returns how long a condvar
+    /// wait for the outcome may still take (`timeout` natively, nothing after driving).
+    fn drive(&self, timeout: Option<Duration>) -> Option<Duration> {
+        let sh = &self.shared;
+        sys::drive(&self.runtime, &sh.done_async, || sh.outcome_now(), timeout)
     }
 
     fn teardown(&self) {
@@ -469,7 +491,8 @@ impl Drop for Server {
     fn drop(&mut self) {
         if self.outcome().is_none() {
             self.begin_shutdown(Some(Duration::ZERO));
-            self.shared.wait_done(Some(Duration::from_secs(5)));
+            let rest = self.drive(Some(Duration::from_secs(5)));
+            self.shared.wait_done(rest);
         }
         self.teardown();
     }

@@ -64,6 +64,19 @@ mod imp {
         }
     }
 
+    /// The runtime has its own worker threads: nothing to drive (see the WASI `drive`).
+    pub(crate) fn drive(
+        _runtime: &std::sync::Mutex<Option<tokio::runtime::Runtime>>,
+        _done: &tokio::sync::Notify,
+        _is_done: impl Fn() -> bool,
+        timeout: Option<std::time::Duration>,
+    ) -> Option<std::time::Duration> {
+        timeout
+    }
+
+    /// Handlers may run on the blocking pool.
+    pub(crate) const FORCE_INLINE_HANDLER: bool = false;
+
     pub(crate) type Listener = tokio::net::TcpListener;
     pub(crate) type Stream = tokio::net::TcpStream;
 
@@ -144,6 +157,208 @@ mod imp {
 }
 
 #[cfg(not(target_os = "wasi"))]
+pub(crate) use imp::*;
+
+#[cfg(target_os = "wasi")]
+mod imp {
+    //! `wasm32-wasip2`: one thread, a current-thread runtime, no signals (stdin stands in for
+    //! them), accept through std after a readiness wait, no vectored writes.
+    use super::*;
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+    use std::sync::Mutex;
+    use std::time::{Duration, Instant};
+    use tokio::io::Interest;
+
+    /// Binds and listens, non-blocking. The runtime grants the socket (`-S inherit-network`).
+    pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+        let l = std::net::TcpListener::bind(addr)?;
+        l.set_nonblocking(true)?;
+        Ok(l)
+    }
+
+    /// There are no threads: a current-thread runtime, driven by whoever waits for the server
+    /// (see [`drive`]).
+    pub(crate) fn runtime(_cfg: &Config) -> io::Result<tokio::runtime::Runtime> {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    }
+
+    /// Runs the runtime on the calling thread until `done()` holds or `timeout` passes. Natively
+    /// the runtime has its own threads and this is a no-op; here nothing else would run it.
+    pub(crate) fn drive(
+        runtime: &Mutex<Option<tokio::runtime::Runtime>>,
+        done: &tokio::sync::Notify,
+        is_done: impl Fn() -> bool,
+        timeout: Option<Duration>,
+    ) -> Option<Duration> {
+        // Without threads a condvar wait could only sleep: whatever driving did not finish,
+        // nothing else will while this thread waits.
+        let rest = Some(Duration::ZERO);
+        let guard = runtime.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(rt) = guard.as_ref() else {
+            return rest;
+        };
+        let deadline = timeout.map(|t| Instant::now() + t);
+        rt.block_on(async {
+            loop {
+                let notified = done.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if is_done() {
+                    return;
+                }
+                match deadline {
+                    None => notified.await,
+                    Some(d) => {
+                        if tokio::time::timeout_at(d.into(), notified).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        rest
+    }
+
+    /// No handler threads: handlers run on the runtime's only thread, and must answer through
+    /// a spawned task when they need to wait.
+    pub(crate) const FORCE_INLINE_HANDLER: bool = true;
+
+    pub(crate) type Stream = tokio::net::TcpStream;
+
+    /// hyper's vectored writes stall keep-alive responses by ~44 ms per request under wasmtime.
+    pub(crate) const USE_WRITEV: bool = false;
+
+    /// The listening socket, plus a tokio registration of the same descriptor used only to wait
+    /// for readiness: tokio's own `accept` fails on wasip2 (mio sets O_NONBLOCK on the accepted
+    /// socket with `fcntl(F_SETFL)`, which wasi-libc rejects for sockets, wasi-libc#536), so the
+    /// accept itself goes through std.
+    pub(crate) struct Listener {
+        ready: Option<tokio::net::TcpStream>,
+        std: std::net::TcpListener,
+    }
+
+    impl Drop for Listener {
+        fn drop(&mut self) {
+            // Deregister, then forget the borrowed descriptor: `std` owns and closes it.
+            if let Some(r) = self.ready.take() {
+                if let Ok(s) = r.into_std() {
+                    let _ = s.into_raw_fd();
+                }
+            }
+        }
+    }
+
+    pub(crate) fn listener(l: std::net::TcpListener) -> io::Result<Listener> {
+        // SAFETY: the stream view shares the listener's descriptor; `Listener::drop` releases it
+        // without closing, and `std` (dropped after it) closes the descriptor once.
+        let view = unsafe { std::net::TcpStream::from_raw_fd(l.as_raw_fd()) };
+        let ready = match tokio::net::TcpStream::from_std(view) {
+            Ok(r) => r,
+            Err(e) => {
+                // Registration failed and the view was dropped inside `from_std`, closing the
+                // shared descriptor: keep `l` from closing it a second time.
+                let _ = l.into_raw_fd();
+                return Err(e);
+            }
+        };
+        Ok(Listener {
+            ready: Some(ready),
+            std: l,
+        })
+    }
+
+    pub(crate) async fn accept(l: &Listener) -> io::Result<(Stream, SocketAddr)> {
+        let ready = l.ready.as_ref().expect("registered until dropped");
+        loop {
+            ready.readable().await?;
+            match ready.try_io(Interest::READABLE, || l.std.accept()) {
+                Ok((s, peer)) => {
+                    // `set_nonblocking` is an ioctl (FIONBIO), which wasi-libc accepts.
+                    s.set_nonblocking(true)?;
+                    let _ = s.set_nodelay(true);
+                    return Ok((tokio::net::TcpStream::from_std(s)?, peer));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// WASI has no signals. With the library signal policy, stdin is the signal channel: each
+    /// byte read from it counts as one signal, and so does its end (EOF). A launcher turns
+    /// SIGINT/SIGTERM into a byte (or closes stdin), so the first starts a drain and the second
+    /// forces the stop, exactly as signals do natively.
+    #[derive(Debug)]
+    pub(crate) struct SignalGuard(bool);
+
+    pub(crate) struct SignalReader;
+
+    /// The signal number a stdin event stands for (SIGTERM).
+    const STDIN_SIGNAL: i32 = 15;
+    /// How often stdin is checked (a zero-timeout poll; stdin cannot join tokio's reactor).
+    const STDIN_POLL: Duration = Duration::from_millis(10);
+
+    impl SignalGuard {
+        pub(crate) fn claim(install: bool) -> Result<SignalGuard, String> {
+            Ok(SignalGuard(install))
+        }
+
+        pub(crate) fn reader(&self) -> Option<SignalReader> {
+            self.0.then_some(SignalReader)
+        }
+    }
+
+    impl SignalReader {
+        pub(crate) async fn run(self, on_signal: impl Fn(i32)) {
+            let mut tick = tokio::time::interval(STDIN_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let mut pfd = libc::pollfd {
+                    fd: 0,
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd, zero timeout.
+                let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+                if n < 0 {
+                    tracing::error!(
+                        "cannot watch stdin for the stop trigger: {}",
+                        io::Error::last_os_error()
+                    );
+                    return;
+                }
+                if n == 0 || pfd.revents == 0 {
+                    continue;
+                }
+                let mut buf = [0u8; 64];
+                // SAFETY: reads into a live local buffer of the given length.
+                let r = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+                if r < 0 {
+                    let e = io::Error::last_os_error();
+                    if e.kind() == io::ErrorKind::WouldBlock
+                        || e.kind() == io::ErrorKind::Interrupted
+                    {
+                        continue;
+                    }
+                    tracing::error!("cannot read stdin for the stop trigger: {e}");
+                    return;
+                }
+                if r == 0 {
+                    on_signal(STDIN_SIGNAL);
+                    return;
+                }
+                for _ in 0..r {
+                    on_signal(STDIN_SIGNAL);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_os = "wasi")]
 pub(crate) use imp::*;
 
 /// Accept errors that concern one connection (or a passing fd shortage), not the listener.
