@@ -1,0 +1,31 @@
+# Go binding (bindings/go), Go example host (examples/go), host conformance suite (tests/go) and
+# the Go benchmark (bench/go). Included by the root Makefile.
+#
+#   make host-go    build/bin/server-go
+#   make test-go    gofmt + go vet, go test -race in bindings/go, then the subprocess lifecycle
+#                   suite against server-go (and server-c, for parity) incl. the signal stress
+#   make bench-go   graceserve-from-Go vs net/http with wrk, same run; writes bench/go/RESULTS.md
+
+GO ?= go
+GO_DIRS := bindings/go examples/go tests/go bench/go
+GO_STRESS_RUNS ?= 25
+
+.PHONY: host-go test-go bench-go
+
+host-go: lib | $(BIN)
+	cd examples/go && $(GO) build -o $(BIN)/server-go .
+
+test-go: host-go host-c
+	@unformatted=$$(cd $(ROOT) && gofmt -l $(GO_DIRS)); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
+	for d in $(GO_DIRS); do (cd $$d && $(GO) vet ./...) || exit 1; done
+	cd bindings/go && timeout 600 $(GO) test -race -count=1 ./...
+	cd tests/go && GRACESERVE_HOSTS="$(BIN)/server-go $(BIN)/server-c" \
+	  GRACESERVE_STRESS_RUNS=$(GO_STRESS_RUNS) timeout 600 $(GO) test -count=1 ./...
+
+bench-go: host-go
+	bash bench/go/run.sh
+
+HOST_TARGETS += host-go
+TEST_TARGETS += test-go
+BENCH_TARGETS += bench-go

@@ -1,0 +1,3 @@
+module github.com/graceserve/graceserve/tests/go
+
+go 1.26
