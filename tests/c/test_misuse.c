@@ -1,6 +1,7 @@
 /* Wrong order and bad input, for every export. */
 #define _GNU_SOURCE
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -434,4 +435,34 @@ void test_last_error_per_thread(void) {
     CHECK_STR((const char *)ret, ""); /* the other thread has no error of its own */
     free(ret);
     CHECK_INT(server_last_error_code(), SERVER_ERR_NOT_RUNNING); /* still ours */
+}
+
+/* server_start(NULL): the documented defaults (127.0.0.1:8080, built-in handler, library signal
+ * handling). 8080 may be taken by someone else on a shared machine: then the failure must be
+ * the documented one. */
+void test_start_null_defaults(void) {
+    struct sigaction before, during;
+    sigaction(SIGTERM, NULL, &before);
+    int rc = server_start(NULL);
+    if (rc == SERVER_ERR_ADDR_IN_USE) {
+        note("127.0.0.1:8080 is busy here; checked the failure path instead");
+        CHECK(strstr(server_last_error(), "127.0.0.1:8080") != NULL);
+        CHECK_RC(server_wait(), 1);
+        return;
+    }
+    REQUIRE_RC(rc, SERVER_OK);
+    CHECK_INT(server_local_port(), 8080);
+    sigaction(SIGTERM, NULL, &during);
+    CHECK(during.sa_handler != before.sa_handler); /* library signal handling by default */
+    http_resp r;
+    CHECK(http_get(8080, "/", &r) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR((const char *)r.body, "OK");
+    http_resp_free(&r);
+    raise(SIGTERM); /* the one-call program's way out */
+    CHECK_RC(server_wait(), 0);
+    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_SIGNAL);
+    struct sigaction after;
+    sigaction(SIGTERM, NULL, &after);
+    CHECK(after.sa_handler == before.sa_handler);
 }
