@@ -1,0 +1,16 @@
+# Conformance suite (tests/conformance, bench/load): load generators, setpriv, the Python h2
+# client, and h2spec. Idempotent and quiet; sourced by .ci/run with `set -euo pipefail`.
+export DEBIAN_FRONTEND=noninteractive
+conformance_apt=()
+for pkg in wrk nghttp2-client util-linux; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || conformance_apt+=("$pkg")
+done
+if [ ${#conformance_apt[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq "${conformance_apt[@]}"
+fi
+python3 -c 'import h2, pytest' 2>/dev/null ||
+  python3 -m pip install -q --root-user-action=ignore 'h2>=4.1,<5' pytest
+command -v h2spec >/dev/null ||
+  go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+unset conformance_apt

@@ -1,0 +1,25 @@
+# Cross-host conformance suite (issue 6): one pytest suite drives every host in build/bin through
+# the host contract (DESIGN.md §5), next to server-goref, a Go net/http reference host.
+#
+#   make test-conformance   correctness assertions on every host (part of `make test`)
+#   make conformance        the same run, ending with the host x scenario table
+#   make bench-load         long shutdown-under-load runs with wrk and h2load (part of `make bench`)
+#
+# GRACESERVE_HOSTS=c,goref selects hosts (default: c,python,go,wasi,goref).
+
+GO ?= go
+CONFORMANCE_DIR := $(ROOT)/tests/conformance
+CONFORMANCE_PYTEST := $(PYTHON) -m pytest $(CONFORMANCE_DIR) -p no:cacheprovider
+
+.PHONY: host-goref test-conformance conformance
+
+host-goref: | $(BIN)
+	cd $(CONFORMANCE_DIR)/goref && $(GO) vet ./... && $(GO) build -o $(BIN)/server-goref .
+
+test-conformance: hosts host-goref
+	$(CONFORMANCE_PYTEST) -q
+
+conformance: hosts host-goref
+	CONFORMANCE_TABLE=$(ROOT)/build/conformance-table.txt $(CONFORMANCE_PYTEST) -q --tb=line
+
+TEST_TARGETS += test-conformance

@@ -1,0 +1,3 @@
+module graceserve/tests/conformance/goref
+
+go 1.24

@@ -1,0 +1,346 @@
+"""The host contract (DESIGN.md §5) and the lifecycle (§2), driven from outside over HTTP/1.1.
+
+Every test runs once per selected host. Timing bounds are "deadline + 100 ms" as the issue asks,
+plus CONFORMANCE_SLACK_MS (default 400) for a loaded, shared 2-core machine; the measured figure is
+printed in the assertion message so a slow drain is visible even when it passes.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import hostlib
+from hostlib import SLACK_MS, Background, Closed, connect, http, read_response, request_bytes
+
+# Time given to a request we just wrote to reach the host's handler before we signal. The
+# handler then sleeps for far longer than this, so the request is in flight when the signal lands.
+REACH_HANDLER_S = 0.3
+
+
+def sleep_on(conn: socket.socket, ms: int, timeout: float = 30.0) -> hostlib.Response:
+    conn.sendall(request_bytes("GET", f"/sleep?ms={ms}"))
+    return read_response(conn, timeout)
+
+
+def warm_connection(port: int) -> socket.socket:
+    """A keep-alive connection the server has certainly accepted (one exchange done)."""
+    s = connect(port, 10)
+    s.sendall(request_bytes("GET", "/"))
+    r = read_response(s, 10)
+    assert (r.status, r.body) == (200, b"OK")
+    return s
+
+
+def assert_stopped_clean(p: hostlib.Proc, ex: hostlib.Exit, status: int) -> None:
+    assert ex.status == status, f"{p.host}: exit status {ex.status}, want {status}; stderr: {ex.stderr!r}"
+    out_lines = [line for line in ex.stdout.splitlines() if line.strip()]
+    assert out_lines == [f"listening on 127.0.0.1:{p.port}"], f"stdout must be exactly the ready line: {ex.stdout!r}"
+    assert hostlib.port_free(p.port), f"port {p.port} still bound after exit"
+
+
+# ---------------------------------------------------------------------------------------------
+# start / ready line / flags
+
+
+def test_ready_line_port0(serve, host):
+    p = serve()
+    assert p.port != 0
+    r = http(p.port, "GET", "/")
+    assert (r.status, r.body) == (200, b"OK")
+    ex = p.wait_exit(10, p.signal(signal.SIGTERM))
+    assert_stopped_clean(p, ex, 0)
+
+
+def test_explicit_port(serve, host):
+    # Ask for a port that is free right now (the ready line must echo it, not 0 or another one).
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    p = serve(addr=f"127.0.0.1:{port}")
+    assert p.port == port
+    ex = p.wait_exit(10, p.signal(signal.SIGTERM))
+    assert_stopped_clean(p, ex, 0)
+
+
+def test_unknown_flag_usage(host):
+    binary = hostlib.require_binary(host)
+    cp = subprocess.run([str(binary), "--no-such-flag"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert cp.returncode == 2, f"exit {cp.returncode}; stderr {cp.stderr!r}"
+    assert b"usage" in cp.stderr.lower(), f"no usage on stderr: {cp.stderr!r}"
+    assert b"listening" not in cp.stdout
+
+
+def test_bad_timeout_flag(host):
+    binary = hostlib.require_binary(host)
+    cp = subprocess.run(
+        [str(binary), "--addr", "127.0.0.1:0", "--shutdown-timeout-ms", "soon"],
+        capture_output=True, timeout=30, stdin=subprocess.DEVNULL,
+    )
+    assert cp.returncode == 2, f"exit {cp.returncode}; stderr {cp.stderr!r}"
+    assert cp.stderr.strip(), "no message on stderr"
+    assert b"listening" not in cp.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# routes
+
+
+def test_routes(serve, host):
+    p = serve()
+    with connect(p.port) as s:  # all on one keep-alive connection
+        for method, path, body, want_status, want_body in [
+            ("GET", "/", b"", 200, b"OK"),
+            ("GET", "/sleep?ms=50", b"", 200, b"slept 50"),
+            ("GET", "/sleep?ms=0", b"", 200, b"slept 0"),
+            ("POST", "/echo", b"hello", 200, b"hello"),
+            ("POST", "/echo", b"", 200, b""),
+            ("POST", "/echo", bytes(range(256)) * 4, 200, bytes(range(256)) * 4),
+            ("GET", "/nope", b"", 404, None),
+            ("POST", "/", b"x", 404, None),
+            ("GET", "/echo", b"", 404, None),
+            ("GET", "/", b"", 200, b"OK"),
+        ]:
+            s.sendall(request_bytes(method, path, body))
+            r = read_response(s)
+            assert r.status == want_status, f"{method} {path}: {r.status} {r.body[:100]!r}"
+            if want_body is not None:
+                assert r.body == want_body, f"{method} {path}: body {r.body[:100]!r}"
+    big = bytes(i % 251 for i in range(1 << 20))
+    r = http(p.port, "POST", "/echo", big, timeout=30)
+    assert r.status == 200 and r.body == big, "1 MiB echo differs"
+    ex = p.wait_exit(10, p.signal(signal.SIGTERM))
+    assert_stopped_clean(p, ex, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# graceful drain with an in-flight request
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_inflight_h1_completes(serve, host, sig):
+    p = serve(timeout_ms=5000)
+    conn = warm_connection(p.port)
+    job = Background(sleep_on, conn, 1500)
+    job.start()
+    time.sleep(REACH_HANDLER_S)
+    t0 = p.signal(getattr(signal, sig))
+    r = job.get(20)
+    assert (r.status, r.body) == (200, b"slept 1500"), f"in-flight request: {r.status} {r.body!r}"
+    assert r.headers.get("connection", "").lower() == "close", f"drain response lacks Connection: close: {r.headers}"
+    ex = p.wait_exit(10, t0)
+    assert_stopped_clean(p, ex, 0)
+    assert ex.elapsed_ms < 5000, f"exit took {ex.elapsed_ms:.0f} ms after the signal"
+    conn.close()
+
+
+def test_deadline_overrun_forced(serve, host):
+    deadline = 800
+    p = serve(timeout_ms=deadline)
+    conn = warm_connection(p.port)
+    job = Background(sleep_on, conn, 10000)
+    job.start()
+    time.sleep(REACH_HANDLER_S)
+    t0 = p.signal(signal.SIGTERM)
+    ex = p.wait_exit(10, t0)
+    assert ex.status == 1, f"forced drain exit status {ex.status}, want 1; stderr {ex.stderr!r}"
+    assert ex.elapsed_ms >= deadline - 50, f"stopped {ex.elapsed_ms:.0f} ms after the signal, before the {deadline} ms deadline"
+    limit = deadline + 100 + SLACK_MS
+    assert ex.elapsed_ms <= limit, f"stopped {ex.elapsed_ms:.0f} ms after the signal; deadline {deadline} + 100 + slack {SLACK_MS:.0f}"
+    with pytest.raises((Closed, ConnectionError)):
+        job.get(5)  # the forced request got no response
+    assert hostlib.port_free(p.port)
+
+
+# ---------------------------------------------------------------------------------------------
+# bind failures
+
+
+def _bind_failure(host: str, addr: str, preexec: list[str] | None = None) -> tuple[int, list[str], str]:
+    p = hostlib.spawn(host, "--addr", addr, preexec=preexec)
+    try:
+        ex = p.wait_exit(30)
+    finally:
+        p.kill()
+    lines = [line for line in ex.stderr.splitlines() if line.strip()]
+    return ex.status, lines, ex.stdout
+
+
+def _assert_bind_line(host: str, lines: list[str], addr: str, os_error: str) -> None:
+    assert len(lines) == 1, f"want exactly one stderr line, got {lines!r}"
+    want = re.compile(rf"^server-{host}: cannot listen on {re.escape(addr)}: .*{os_error}", re.IGNORECASE)
+    assert want.search(lines[0]), f"stderr line {lines[0]!r} does not match {want.pattern!r}"
+
+
+def test_port_in_use(host):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(8)
+        addr = f"127.0.0.1:{holder.getsockname()[1]}"
+        status, lines, out = _bind_failure(host, addr)
+    assert status == 1, f"exit {status}; stderr {lines!r}"
+    assert "listening" not in out
+    _assert_bind_line(host, lines, addr, "address already in use")
+
+
+def test_privileged_port_denied(host):
+    # Port 1 without CAP_NET_BIND_SERVICE: as root we drop the capability from the bounding set,
+    # so the exec'd host has none (the same as running as an ordinary user).
+    addr = "127.0.0.1:1"
+    status, lines, out = _bind_failure(host, addr, preexec=["setpriv", "--bounding-set=-net_bind_service", "--"])
+    assert status == 1, f"exit {status}; stderr {lines!r}"
+    assert "listening" not in out
+    _assert_bind_line(host, lines, addr, "permission denied")
+
+
+def test_address_not_local(host):
+    addr = "192.0.2.1:8080"  # TEST-NET-1: never assigned to this machine (bind only, no traffic)
+    status, lines, out = _bind_failure(host, addr)
+    assert status == 1, f"exit {status}; stderr {lines!r}"
+    assert "listening" not in out
+    _assert_bind_line(host, lines, addr, "cannot assign requested address")
+
+
+@pytest.mark.parametrize("addr", ["nonsense", "127.0.0.1:99999", "127.0.0.1"])
+def test_unparsable_address(host, addr):
+    status, lines, out = _bind_failure(host, addr)
+    assert status == 1, f"exit {status}; stderr {lines!r}"
+    assert "listening" not in out
+    assert len(lines) == 1, f"want exactly one stderr line, got {lines!r}"
+    assert lines[0].startswith(f"server-{host}: ") and addr in lines[0], f"line must name the host and {addr!r}: {lines[0]!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# clients that must not hold the stop
+
+
+def test_idle_keepalive_closed_at_drain(serve, host):
+    p = serve(timeout_ms=3000)
+    conns = [warm_connection(p.port) for _ in range(20)]
+    t0 = p.signal(signal.SIGTERM)
+    for c in conns:
+        hostlib.wait_closed(c, 5)
+        c.close()
+    ex = p.wait_exit(10, t0)
+    assert_stopped_clean(p, ex, 0)
+    assert ex.elapsed_ms < 1000 + SLACK_MS, f"idle connections held the drain {ex.elapsed_ms:.0f} ms"
+
+
+def _silent_clients_scenario(p: hostlib.Proc, conns: list[socket.socket], deadline: int, why: str | None) -> None:
+    t0 = p.signal(signal.SIGTERM)
+    ex = p.wait_exit(10, t0)
+    for c in conns:
+        c.close()
+    if why:  # documented difference: held until the deadline, then forced
+        assert ex.status == 1, f"exit {ex.status}; stderr {ex.stderr!r}"
+        assert deadline - 50 <= ex.elapsed_ms <= deadline + 100 + SLACK_MS, f"stopped after {ex.elapsed_ms:.0f} ms"
+    else:
+        assert_stopped_clean(p, ex, 0)
+        assert ex.elapsed_ms < 1000 + SLACK_MS, f"silent connections held the drain {ex.elapsed_ms:.0f} ms (deadline {deadline})"
+
+
+def test_never_sending_client_closed_at_drain(serve, host, diff):
+    deadline = 2000
+    p = serve(timeout_ms=deadline)
+    conns = [connect(p.port) for _ in range(50)]
+    # Make sure the server has accepted them: a request on a later connection is answered.
+    r = http(p.port, "GET", "/")
+    assert r.status == 200
+    _silent_clients_scenario(p, conns, deadline, diff())
+
+
+def test_half_sent_headers_closed_at_drain(serve, host, diff):
+    deadline = 2000
+    p = serve(timeout_ms=deadline)
+    conns = []
+    for _ in range(50):
+        c = connect(p.port)
+        c.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        conns.append(c)
+    r = http(p.port, "GET", "/")
+    assert r.status == 200
+    _silent_clients_scenario(p, conns, deadline, diff())
+
+
+def test_slow_body_bounded_by_deadline(serve, host):
+    # A client trickling a request body is a request in progress: it may run to the deadline,
+    # but never past it, and normal clients keep being served meanwhile.
+    deadline = 1000
+    p = serve(timeout_ms=deadline)
+    conns = []
+    for _ in range(20):
+        c = connect(p.port)
+        c.sendall(b"POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\nabc")
+        conns.append(c)
+    r = http(p.port, "GET", "/")
+    assert (r.status, r.body) == (200, b"OK"), "slow-body clients starve a normal client"
+    stop = time.monotonic() + 30
+
+    def trickle() -> None:
+        while time.monotonic() < stop:
+            for c in conns:
+                try:
+                    c.send(b"x")
+                except OSError:
+                    return
+            time.sleep(0.05)
+
+    feeder = Background(trickle)
+    feeder.start()
+    time.sleep(REACH_HANDLER_S)
+    t0 = p.signal(signal.SIGTERM)
+    ex = p.wait_exit(10, t0)
+    stop = time.monotonic()
+    for c in conns:
+        c.close()
+    assert ex.status in (0, 1), f"exit {ex.status}"
+    assert ex.elapsed_ms <= deadline + 100 + SLACK_MS, f"slow bodies held the stop {ex.elapsed_ms:.0f} ms past a {deadline} ms deadline"
+    assert hostlib.port_free(p.port)
+
+
+# ---------------------------------------------------------------------------------------------
+# during the drain
+
+
+def test_new_connections_refused_during_drain(serve, host):
+    p = serve(timeout_ms=10000)
+    conn = warm_connection(p.port)
+    job = Background(sleep_on, conn, 2000)
+    job.start()
+    time.sleep(REACH_HANDLER_S)
+    t0 = p.signal(signal.SIGTERM)
+    refused_at = hostlib.wait_refused(p.port, 1.0 + SLACK_MS / 1000)
+    assert job.is_alive(), "the in-flight request ended before the listener closed"
+    assert p.running(), "host exited with a request in flight"
+    # Still refused while draining.
+    assert hostlib.connect_refused(p.port)
+    r = job.get(20)
+    assert (r.status, r.body) == (200, b"slept 2000")
+    ex = p.wait_exit(10, t0)
+    assert_stopped_clean(p, ex, 0)
+    assert (refused_at - t0) * 1000 < 1000 + SLACK_MS
+
+
+@pytest.mark.parametrize("first,second", [("SIGTERM", "SIGTERM"), ("SIGINT", "SIGTERM")])
+def test_second_signal_forces(serve, host, diff, first, second):
+    p = serve(timeout_ms=20000)
+    conn = warm_connection(p.port)
+    job = Background(sleep_on, conn, 15000)
+    job.start()
+    time.sleep(REACH_HANDLER_S)
+    p.signal(getattr(signal, first))
+    hostlib.wait_refused(p.port, 1.0 + SLACK_MS / 1000)  # the drain has begun
+    assert p.running()
+    t1 = p.signal(getattr(signal, second))
+    ex = p.wait_exit(10, t1)
+    want = -getattr(signal, second) if diff() else 1
+    assert ex.status == want, f"after a second signal exit status {ex.status}, want {want}; stderr {ex.stderr!r}"
+    assert ex.elapsed_ms < 500 + SLACK_MS, f"second signal took {ex.elapsed_ms:.0f} ms to stop the host"
+    with pytest.raises((Closed, ConnectionError)):
+        job.get(5)
+    assert hostlib.port_free(p.port)
