@@ -135,7 +135,7 @@ typedef struct {
     size_t len;
     http_resp resp;
     int rc;
-    int64_t done_at;
+    _Atomic int64_t done_at; /* 0 until the exchange ended */
 } async_req;
 
 void async_start(async_req *a, uint16_t port, const char *raw, size_t len);

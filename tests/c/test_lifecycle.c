@@ -1,6 +1,7 @@
 /* Lifecycle in-process: serving, the request API, answering later/streamed, drain, restart. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1004,5 +1005,119 @@ void test_idle_and_header_timeouts(void) {
     CHECK(took < 10000); /* well before the 15 s client timeout */
     close(idle);
     close(slow);
+    stop_and_check(port, 5000, SERVER_OK, 0);
+}
+
+/* ---- what the library copies, and option limits seen from a client ------------------------- */
+
+static void copy_handler(void *ud, struct server_request *req) {
+    (void)ud;
+    char body[32] = "original body";
+    char name[16] = "x-copied";
+    char value[16] = "original";
+    struct server_header h = {(const uint8_t *)name, strlen(name), (const uint8_t *)value, strlen(value)};
+    CHECK_RC(server_respond(req, 200, &h, 1, (const uint8_t *)body, strlen(body)), SERVER_OK);
+    memset(body, 'X', sizeof body - 1); /* the answer was copied: scribbling changes nothing */
+    memset(name, 'Y', sizeof name - 1);
+    memset(value, 'Z', sizeof value - 1);
+    /* request data the host reads: non-ASCII header bytes pass through */
+    const uint8_t *v = NULL;
+    size_t vl = 0;
+    CHECK_RC(server_request_header(req, "x-bin", &v, &vl), SERVER_OK);
+    CHECK(vl == 4 && memcmp(v, "\xe9t\xe9!", 4) == 0);
+    server_request_free(req);
+}
+
+void test_respond_and_options_are_copied(void) {
+    struct server_options *o = malloc(sizeof *o);
+    opts_local(o);
+    char *addr = strdup("127.0.0.1:0");
+    o->addr = addr;
+    o->handler = copy_handler;
+    uint16_t port = start_or_die(o);
+    memset(addr, 0, strlen(addr)); /* ASan catches any later read of these */
+    free(addr);
+    memset(o, 0, sizeof *o);
+    free(o);
+    char buf[64];
+    CHECK_RC(server_local_addr(buf, sizeof buf, NULL), SERVER_OK);
+    const char *raw = "GET / HTTP/1.1\r\nHost: x\r\nX-Bin: \xe9t\xe9!\r\nConnection: close\r\n\r\n";
+    http_resp r;
+    CHECK(http_exchange(port, raw, strlen(raw), &r) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR(http_header(&r, "x-copied"), "original");
+    CHECK_STR((const char *)r.body, "original body");
+    http_resp_free(&r);
+    /* drained but not yet waited (server_shutdown would wait itself): the port is still
+     * reported until server_wait */
+    CHECK_RC(server_notify_signal(SIGTERM), SERVER_OK);
+    CHECK(wait_until(refuses_pred, &port, 10000));
+    CHECK_INT(server_local_port(), port);
+    CHECK_RC(server_wait(), 0);
+    CHECK_INT(server_local_port(), 0);
+}
+
+void test_chunked_request_body(void) {
+    struct server_options o;
+    opts_local(&o);
+    uint16_t port = start_or_die(&o);
+    const char *raw = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                      "5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n";
+    http_resp r;
+    CHECK(http_exchange(port, raw, strlen(raw), &r) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR((const char *)r.body, "hello world");
+    http_resp_free(&r);
+    stop_and_check(port, 5000, SERVER_OK, 0);
+}
+
+/* max_connections = 1: a second client waits in the backlog until the first connection goes. */
+void test_max_connections(void) {
+    struct server_options o;
+    opts_local(&o);
+    o.max_connections = 1;
+    uint16_t port = start_or_die(&o);
+    int first = tcp_connect(port);
+    REQUIRE(first >= 0);
+    const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    CHECK(send_all(first, req, strlen(req)) == 0);
+    http_resp r;
+    CHECK(http_read_response(first, &r) == 0);
+    CHECK_INT(r.status, 200);
+    http_resp_free(&r);
+    async_req a;
+    async_get(&a, port, "/");
+    sleep_ms(300);
+    CHECK(a.done_at == 0); /* still waiting: only one connection at a time */
+    struct server_stats st;
+    CHECK_RC(server_get_stats(&st), SERVER_OK);
+    CHECK_INT(st.connections_active, 1);
+    close(first);
+    async_join(&a);
+    CHECK(a.rc == 0);
+    CHECK_INT(a.resp.status, 200);
+    async_free(&a);
+    stop_and_check(port, 5000, SERVER_OK, 0);
+}
+
+/* handler_threads = 1: handlers run one at a time. */
+void test_handler_threads_limit(void) {
+    struct server_options o;
+    opts_local(&o);
+    o.handler_threads = 1;
+    uint16_t port = start_or_die(&o);
+    async_req a, b;
+    async_get(&a, port, "/block");
+    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    async_get(&b, port, "/block");
+    CHECK(!event_wait_n(&th_entered, 2, 300)); /* the only handler thread is busy */
+    event_signal(&th_release);                 /* releases both, one after the other */
+    async_join(&a);
+    async_join(&b);
+    CHECK_INT(event_count(&th_entered), 2);
+    CHECK_INT(a.resp.status, 200);
+    CHECK_INT(b.resp.status, 200);
+    async_free(&a);
+    async_free(&b);
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
