@@ -1,7 +1,7 @@
 /*
  * bench-server: the graceserve server the C benchmarks drive (not a contract host).
  *
- *   bench-server --mode builtin|pool|inline [--addr HOST:PORT] [--workers N]
+ *   bench-server --mode builtin|pool|inline [--addr HOST:PORT] [--workers N] [--handler-threads N]
  *
  *   builtin  opts.handler = NULL: the library's built-in 200 "OK" handler (no C call at all)
  *   pool     a C handler that answers 200 "OK" at once, run on the handler-thread pool (default)
@@ -31,7 +31,8 @@ static void answer_ok(void *userdata, struct server_request *req) {
 }
 
 static int usage(void) {
-    fprintf(stderr, "usage: bench-server --mode builtin|pool|inline [--addr HOST:PORT] [--workers N]\n");
+    fprintf(stderr, "usage: bench-server --mode builtin|pool|inline [--addr HOST:PORT] [--workers N]"
+                    " [--handler-threads N]\n");
     return 2;
 }
 
@@ -51,14 +52,17 @@ int main(int argc, char **argv) {
             opts.addr = val;
         } else if (strcmp(argv[i], "--mode") == 0) {
             mode = val;
-        } else if (strcmp(argv[i], "--workers") == 0) {
+        } else if (strcmp(argv[i], "--workers") == 0 || strcmp(argv[i], "--handler-threads") == 0) {
             char *end = NULL;
             unsigned long n = strtoul(val, &end, 10);
-            if (*val == '\0' || *val == '-' || *end != '\0' || n == 0 || n > 1024) {
-                fprintf(stderr, "bench-server: invalid --workers %s\n", val);
+            if (*val == '\0' || *val == '-' || *end != '\0' || n == 0 || n > 4096) {
+                fprintf(stderr, "bench-server: invalid %s %s\n", argv[i], val);
                 return 2;
             }
-            opts.worker_threads = (uint32_t)n;
+            if (strcmp(argv[i], "--workers") == 0)
+                opts.worker_threads = (uint32_t)n;
+            else
+                opts.handler_threads = (uint32_t)n;
         } else {
             fprintf(stderr, "bench-server: unknown argument %s\n", argv[i]);
             return usage();

@@ -51,6 +51,8 @@ class Sample:
     rps: float
     lat_ms: float
     errors: str = ""
+    requests: int = 0
+    cpu_us_per_req: float = 0.0  # server process CPU time (user+sys, all threads) per request
 
 
 @dataclass
@@ -69,7 +71,9 @@ def log(msg: str) -> None:
 
 
 def pin_prefix(cpus: str) -> list[str]:
-    return ["taskset", "-c", cpus] if cpus else []
+    """taskset for `cpus`; empty means every CPU (children would inherit the driver's own
+    affinity, which is the client CPU)."""
+    return ["taskset", "-c", cpus or f"0-{(os.cpu_count() or 1) - 1}"]
 
 
 def start_server(v: Variant, cpus: str, timeout: float = 15.0) -> tuple[subprocess.Popen[bytes], int]:
@@ -170,7 +174,9 @@ def run_wrk(port: int, path: str, args: argparse.Namespace, duration: float) -> 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out.stdout)
     if non2xx:
         errors.append(f"{non2xx.group(1)} non-2xx")
-    return Sample(float(rps.group(1)), to_ms(p99.group(1)), "; ".join(errors))
+    done = re.search(r"(\d+) requests in", out.stdout)
+    return Sample(float(rps.group(1)), to_ms(p99.group(1)), "; ".join(errors),
+                  int(done.group(1)) if done else 0)
 
 
 def run_h2load(port: int, path: str, args: argparse.Namespace, duration: float) -> Sample:
@@ -189,7 +195,19 @@ def run_h2load(port: int, path: str, args: argparse.Namespace, duration: float) 
     bad = int(req.group(2)) + int(req.group(3)) + sum(int(codes.group(i)) for i in (2, 3, 4))
     if bad or int(req.group(1)) == 0:
         errors = f"{req.group(1)} ok, {bad} failed/non-2xx"
-    return Sample(float(rps.group(1)), to_ms(lat.group(1)), errors)
+    return Sample(float(rps.group(1)), to_ms(lat.group(1)), errors, int(req.group(1)))
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process (every thread), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def server_pid(p: subprocess.Popen[bytes]) -> int:
+    """The server's pid: taskset execs the server, so it is the child's own pid."""
+    return p.pid
 
 
 def read_rss(pid: int) -> int:
@@ -227,8 +245,8 @@ def open_idle(port: int, n: int, path: str) -> list[socket.socket]:
     return socks
 
 
-def idle_round(v: Variant, args: argparse.Namespace, res: Results) -> None:
-    p, port = start_server(v, args.server_cpus)
+def idle_round(v: Variant, cpus: str, key: str, args: argparse.Namespace, res: Results) -> None:
+    p, port = start_server(v, cpus)
     socks: list[socket.socket] = []
     try:
         # Warm the allocator and the runtime with one batch first, so the figure is the steady
@@ -240,7 +258,7 @@ def idle_round(v: Variant, args: argparse.Namespace, res: Results) -> None:
         socks = open_idle(port, args.idle, v.path)
         time.sleep(0.3)
         after = read_rss(p.pid)
-        res.rss_per_conn.setdefault(v.key, []).append((after - before) / args.idle)
+        res.rss_per_conn.setdefault(key, []).append((after - before) / args.idle)
 
         t0 = time.perf_counter()
         p.send_signal(signal.SIGTERM)
@@ -261,7 +279,7 @@ def idle_round(v: Variant, args: argparse.Namespace, res: Results) -> None:
                     raise BenchError(f"{v.label}: data on an idle connection after SIGTERM")
             except ConnectionResetError:
                 pass
-        res.stop_ms.setdefault(v.key, []).append((t1 - t0) * 1000)
+        res.stop_ms.setdefault(key, []).append((t1 - t0) * 1000)
     finally:
         for s in socks:
             s.close()
@@ -287,6 +305,8 @@ def main() -> int:
     ap.add_argument("--idle-rounds", type=int, default=3)
     ap.add_argument("--server-cpus", default="0")
     ap.add_argument("--client-cpus", default="1")
+    ap.add_argument("--mhd", default="", help="libmicrohttpd comparison server (optional)")
+    ap.add_argument("--civetweb", default="", help="CivetWeb comparison server (optional)")
     ap.add_argument("--only", default="", help="comma-separated variant keys")
     ap.add_argument("--skip", default="", help="comma-separated phases to skip: wrk,h2,idle")
     args = ap.parse_args()
@@ -309,6 +329,11 @@ def main() -> int:
         Variant("inline", "C callback, inline_handler", [args.bench_server, "--mode", "inline"]),
         Variant("server-c", "server-c example host", [os.path.join(args.bin, "server-c")]),
     ]
+    # HTTP/1.1-only comparison servers (no h2c): wrk phase only.
+    if args.mhd:
+        variants.append(Variant("mhd", "libmicrohttpd 0.9 epoll pool (C)", [args.mhd]))
+    if args.civetweb:
+        variants.append(Variant("civetweb", "CivetWeb 1.15 (C)", [args.civetweb]))
     if args.only:
         keep = set(args.only.split(","))
         variants = [v for v in variants if v.key in keep or v.key == "hyper"]
@@ -317,19 +342,26 @@ def main() -> int:
 
     def load_round(phase: str, r: int) -> None:
         for v in variants:
-            if phase == "h2" and v.key == "hyper-h1":
+            if phase == "h2" and v.key in ("hyper-h1", "mhd", "civetweb"):
                 continue
             p, port = start_server(v, args.server_cpus)
             try:
                 runner = run_wrk if phase == "wrk" else run_h2load
                 if phase == "wrk":
                     run_wrk(port, v.path, args, 1)  # warm-up, not recorded
+                # h2load's --warm-up-time second is counted in the CPU time: spread over the
+                # requests of the measured period it inflates every variant alike (~1/duration).
+                cpu0 = cpu_seconds(server_pid(p))
                 s = runner(port, v.path, args, args.duration)
+                cpu1 = cpu_seconds(server_pid(p))
+                if s.requests:
+                    s.cpu_us_per_req = (cpu1 - cpu0) * 1e6 / s.requests
             finally:
                 if p.poll() is None:
                     stop_server(p, v.label)
             (res.wrk if phase == "wrk" else res.h2).setdefault(v.key, []).append(s)
-            log(f"  [{phase} round {r}] {v.key:9} {s.rps:10.0f} req/s  lat {s.lat_ms:7.3f} ms {s.errors}")
+            log(f"  [{phase} round {r}] {v.key:9} {s.rps:10.0f} req/s  lat {s.lat_ms:7.3f} ms  "
+                f"cpu {s.cpu_us_per_req:6.2f} us/req {s.errors}")
 
     for phase in ("wrk", "h2"):
         if phase in skip:
@@ -340,11 +372,17 @@ def main() -> int:
     if "idle" not in skip:
         log(f"== idle: {args.idle} keep-alive connections, RSS delta, then SIGTERM -> exit")
         idle_variants = [v for v in variants if v.key in ("hyper", "builtin", "pool", "server-c")]
+        # Pinned like the load runs (one CPU, so one async worker), and with every CPU: the
+        # client is idle while the server drains, so the drain may use the whole machine.
+        pinnings = [(args.server_cpus, f"CPU {args.server_cpus}")] if args.server_cpus else []
+        pinnings.append(("", "all CPUs"))
         for r in range(1, args.idle_rounds + 1):
-            for v in idle_variants:
-                idle_round(v, args, res)
-                log(f"  [idle round {r}] {v.key:9} stop {res.stop_ms[v.key][-1]:7.2f} ms  "
-                    f"rss/conn {res.rss_per_conn[v.key][-1]:8.0f} B")
+            for cpus, where in pinnings:
+                for v in idle_variants:
+                    key = f"{v.key}@{where}"
+                    idle_round(v, cpus, key, args, res)
+                    log(f"  [idle round {r}] {key:18} stop {res.stop_ms[key][-1]:7.2f} ms  "
+                        f"rss/conn {res.rss_per_conn[key][-1]:8.0f} B")
 
     report = render(variants, res, args)
     print(report)
@@ -383,7 +421,9 @@ def render(variants: list[Variant], res: Results, args: argparse.Namespace) -> s
         f"graceserve C-host benchmark  ({time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, "
         f"server on CPU {args.server_cpus or 'any'}, client on CPU {args.client_cpus or 'any'})",
         f"medians of {args.rounds} interleaved rounds; ratio = median over rounds of variant/baseline "
-        f"req/s in the same round",
+        f"req/s in the same round; cpu us/req = server process user+sys CPU per request,",
+        "its 'vs hyper' = baseline cpu/req over variant cpu/req (higher is better, robust to other load)",
+        f"load average at the end: {open('/proc/loadavg').read().split()[:3]}",
         "",
     ]
     for phase, data, latname, tool in (
@@ -394,7 +434,7 @@ def render(variants: list[Variant], res: Results, args: argparse.Namespace) -> s
             continue
         base = data.get("hyper")
         lines.append(f"{tool}")
-        lines.append(f"  {'variant':34} {'req/s':>10} {latname:>8} {'vs hyper':>9}")
+        lines.append(f"  {'variant':34} {'req/s':>10} {latname:>8} {'vs hyper':>9} {'cpu us/req':>10} {'vs hyper':>9}")
         for v in variants:
             if v.key not in data:
                 continue
@@ -402,24 +442,29 @@ def render(variants: list[Variant], res: Results, args: argparse.Namespace) -> s
             rps = statistics.median(x.rps for x in s)
             lat = statistics.median(x.lat_ms for x in s)
             ratio = fmt_ratio(s, base) if base else float("nan")
+            cpu = statistics.median(x.cpu_us_per_req for x in s)
+            # Efficiency ratio: baseline CPU per request / variant CPU per request (higher is
+            # better, like the req/s ratio); far less sensitive to other load on the machine.
+            eff = (statistics.median(b.cpu_us_per_req / x.cpu_us_per_req for x, b in zip(s, base)
+                                     if x.cpu_us_per_req) if base else float("nan"))
             mark = ""
             if v.key in ("pool", "inline"):
                 mark = "  target >= 0.95: " + ("MET" if ratio >= TARGET_RATIO else "NOT MET")
-            lines.append(f"  {v.label:34} {rps:10.0f} {lat:8.3f} {ratio:8.2f}x{mark}")
+            lines.append(f"  {v.label:34} {rps:10.0f} {lat:8.3f} {ratio:8.2f}x {cpu:10.2f} {eff:8.2f}x{mark}")
         lines.append("")
     if res.stop_ms:
         lines.append(f"{args.idle} idle keep-alive connections (median of {args.idle_rounds})")
-        lines.append(f"  {'variant':34} {'SIGTERM->exit ms':>16} {'RSS/idle conn':>14}")
-        for v in variants:
-            if v.key not in res.stop_ms:
-                continue
-            stop = statistics.median(res.stop_ms[v.key])
-            rss = statistics.median(res.rss_per_conn[v.key])
+        lines.append(f"  {'variant':34} {'server on':>9} {'SIGTERM->exit ms':>16} {'RSS/idle conn':>14}")
+        for key in res.stop_ms:
+            vkey, where = key.split("@")
+            label = next(v.label for v in variants if v.key == vkey)
+            stop = statistics.median(res.stop_ms[key])
+            rss = statistics.median(res.rss_per_conn[key])
             mark = ""
-            if v.key != "hyper":
+            if vkey != "hyper":
                 mark = ("  stop<20ms: " + ("MET" if stop < TARGET_STOP_MS else "NOT MET")
                         + ", <=8KiB: " + ("MET" if rss <= TARGET_RSS_PER_CONN else "NOT MET"))
-            lines.append(f"  {v.label:34} {stop:16.2f} {rss / 1024:11.2f} KiB{mark}")
+            lines.append(f"  {label:34} {where:>9} {stop:16.2f} {rss / 1024:10.2f} KiB{mark}")
     return "\n".join(lines)
 
 

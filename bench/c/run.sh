@@ -9,7 +9,8 @@
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION (5 s), BENCH_CONNS (64),
 # BENCH_IDLE (1000), BENCH_IDLE_ROUNDS (3), BENCH_SERVER_CPUS (0), BENCH_CLIENT_CPUS (1),
-# BENCH_ONLY (e.g. "pool,inline"), BENCH_SKIP (e.g. "h2,idle"), CARGO, CC, PYTHON.
+# BENCH_ONLY (e.g. "pool,inline"), BENCH_SKIP (e.g. "h2,idle"), BENCH_PEERS=0 (no libmicrohttpd /
+# CivetWeb comparison), CARGO, CC, PYTHON.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
@@ -47,6 +48,28 @@ CARGO_TARGET_DIR="$ROOT/bench/baseline-hyper/target" \
   "$CARGO" build --release --quiet --manifest-path bench/baseline-hyper/Cargo.toml
 BASELINE="$ROOT/bench/baseline-hyper/target/release/baseline-hyper"
 
+# Optional comparison servers (libmicrohttpd, CivetWeb): built when their Debian dev packages
+# are installed (installed here when running as root); skipped otherwise, with a note.
+PEERS=()
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null && [ "${BENCH_PEERS:-1}" = 1 ]; then
+  for pkg in libmicrohttpd-dev libcivetweb-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$pkg" >/dev/null 2>&1 \
+      || echo "bench-c: could not install $pkg; skipping that comparison" >&2
+  done
+fi
+for peer in mhd:microhttpd civetweb:civetweb; do
+  name=${peer%%:*}; lib=${peer#*:}
+  hdr=$([ "$name" = mhd ] && echo microhttpd.h || echo civetweb.h)
+  if [ "${BENCH_PEERS:-1}" = 1 ] && echo "#include <$hdr>" | "$CC" -E -x c - >/dev/null 2>&1; then
+    echo "== building bench/out/$name-server" >&2
+    "$CC" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 "bench/c/$name-server.c" -l"$lib" -lpthread \
+      -o "$OUT/$name-server"
+    PEERS+=("--$name" "$OUT/$name-server")
+  else
+    echo "bench-c: $hdr not available; skipping the $name comparison" >&2
+  fi
+done
+
 ncpu=$(nproc)
 SERVER_CPUS="${BENCH_SERVER_CPUS-0}"
 CLIENT_CPUS="${BENCH_CLIENT_CPUS-1}"
@@ -63,7 +86,7 @@ fi
   --rounds "${BENCH_ROUNDS:-3}" --duration "${BENCH_DURATION:-5}" --conns "${BENCH_CONNS:-64}" \
   --idle "${BENCH_IDLE:-1000}" --idle-rounds "${BENCH_IDLE_ROUNDS:-3}" \
   --server-cpus "$SERVER_CPUS" --client-cpus "$CLIENT_CPUS" \
-  --only "${BENCH_ONLY:-}" --skip "${BENCH_SKIP:-}" &
+  --only "${BENCH_ONLY:-}" --skip "${BENCH_SKIP:-}" ${PEERS[@]+"${PEERS[@]}"} &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
 wait "$pid"
