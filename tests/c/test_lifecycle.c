@@ -576,8 +576,10 @@ void test_drain_semantics(void) {
     char buf[16];
     CHECK(recv(idle, buf, sizeof buf, 0) == 0);   /* idle keep-alive closed */
     CHECK(recv(silent, buf, sizeof buf, 0) == 0); /* never sent a byte: closed */
-    ssize_t hn = recv(half, buf, sizeof buf, 0);  /* half-sent head: closed (maybe with a 4xx) */
-    CHECK(hn >= 0);
+    ssize_t hn;
+    while ((hn = recv(half, buf, sizeof buf, 0)) > 0) { /* half-sent head: maybe a 4xx, */
+    }
+    CHECK(hn == 0); /* then closed (not left to the 15 s client timeout) */
     close(idle);
     close(silent);
     close(half);
@@ -1119,5 +1121,30 @@ void test_handler_threads_limit(void) {
     CHECK_INT(b.resp.status, 200);
     async_free(&a);
     async_free(&b);
+    stop_and_check(port, 5000, SERVER_OK, 0);
+}
+
+static void absurd_value_handler(void *ud, struct server_request *req) {
+    (void)ud;
+    struct server_header h = {(const uint8_t *)"x-a", 3, (const uint8_t *)"v", SIZE_MAX};
+    CHECK_RC(server_respond(req, 200, &h, 1, NULL, 0), SERVER_ERR_INVALID_ARGUMENT);
+    struct server_stream *s = NULL;
+    CHECK_RC(server_respond_stream(req, 200, &h, 1, &s), SERVER_ERR_INVALID_ARGUMENT);
+    CHECK_RC(server_respond(req, 200, NULL, 0, (const uint8_t *)"ok", 2), SERVER_OK);
+    server_request_free(req);
+}
+
+/* A header value_len of SIZE_MAX is read byte by byte today (SIGSEGV); name_len SIZE_MAX is
+ * already rejected with INVALID_ARGUMENT (see invalid_status_and_headers). KB in tests.def. */
+void test_absurd_header_value_len(void) {
+    struct server_options o;
+    opts_local(&o);
+    o.handler = absurd_value_handler;
+    uint16_t port = start_or_die(&o);
+    http_resp r;
+    CHECK(http_get(port, "/", &r) == 0);
+    CHECK_INT(r.status, 200);
+    CHECK_STR((const char *)r.body, "ok");
+    http_resp_free(&r);
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
