@@ -171,9 +171,24 @@ mod imp {
 
     /// Binds and listens, non-blocking. The runtime grants the socket (`-S inherit-network`).
     pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-        let l = std::net::TcpListener::bind(addr)?;
+        let l = std::net::TcpListener::bind(addr).map_err(posix_wording)?;
         l.set_nonblocking(true)?;
         Ok(l)
+    }
+
+    /// wasi-libc words two common bind errors differently from the native hosts ("Address in
+    /// use"): use the usual wording so every host's bind-failure line reads the same, keeping
+    /// the WASI errno.
+    fn posix_wording(e: io::Error) -> io::Error {
+        let text = match e.kind() {
+            io::ErrorKind::AddrInUse => "Address already in use",
+            io::ErrorKind::AddrNotAvailable => "Cannot assign requested address",
+            _ => return e,
+        };
+        match e.raw_os_error() {
+            Some(n) => io::Error::new(e.kind(), format!("{text} (wasi errno {n})")),
+            None => io::Error::new(e.kind(), text),
+        }
     }
 
     /// There are no threads: a current-thread runtime, driven by whoever waits for the server
