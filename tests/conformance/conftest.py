@@ -17,7 +17,8 @@ _ORDER: list[str] = []
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "host" in metafunc.fixturenames:
-        metafunc.parametrize("host", hostlib.selected_hosts())
+        scope = getattr(metafunc.module, "HOST_SCOPE", "function")
+        metafunc.parametrize("host", hostlib.selected_hosts(), scope=scope)
 
 
 @pytest.fixture

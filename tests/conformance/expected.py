@@ -22,6 +22,25 @@ DIFFERENCES: dict[tuple[str, str], str] = {
         "connections, so a client stuck mid-headers holds the drain to the deadline (exit 1); "
         "graceserve closes it at once"
     ),
+    ("http1_robustness[garbage_request_line]", "goref"): (
+        "net/http with unencrypted HTTP/2 enabled reads 24 bytes to tell the h2 preface from "
+        "HTTP/1.1, so a broken request shorter than that waits (no read timeout set) instead of "
+        "getting 400; graceserve answers 400 at once"
+    ),
+    ("http1_robustness[missing_version]", "goref"): (
+        "same as garbage_request_line: under 24 bytes, net/http's h2c sniffing waits for more"
+    ),
+    ("http1_robustness[oversize_header_value]", "goref"): (
+        "net/http's default MaxHeaderBytes is 1 MiB, so a 200 KB head is served (200); "
+        "graceserve's default limit is 64 KiB (431)"
+    ),
+    ("http1_robustness[too_many_headers]", "goref"): (
+        "the 20,000 headers fit in net/http's 1 MiB default head limit (200); graceserve: 431"
+    ),
+    ("http1_robustness[content_length_huge]", "goref"): (
+        "net/http has no default body limit: the handler waits for a 10^17-byte body; "
+        "graceserve refuses it at once (413, max_body_bytes default 8 MiB)"
+    ),
 }
 
 
