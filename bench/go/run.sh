@@ -47,56 +47,75 @@ run_mode() {
   done
   [ -n "$addr" ] || die "$mode server printed no listening line"
   "${CLI_PIN[@]}" wrk -t1 -c"$CONNS" -d1s "http://$addr/" >/dev/null # warm-up
-  local rps
-  rps=$("${CLI_PIN[@]}" wrk -t1 -c"$CONNS" -d"${DUR}s" "http://$addr/" | awk '/^Requests\/sec:/ {print $2}')
+  local rps out cpu0 cpu1 reqs
+  cpu0=$(cpu_ticks "$pid")
+  out=$("${CLI_PIN[@]}" wrk -t1 -c"$CONNS" -d"${DUR}s" "http://$addr/")
+  cpu1=$(cpu_ticks "$pid")
+  rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
+  reqs=$(echo "$out" | awk '/requests in/ {print $1}')
   kill -TERM "$pid"
   local st=0
   wait "$pid" || st=$?
   pid=""
   [ "$st" = 0 ] || die "$mode server exit status $st after SIGTERM: $(cat "$OUT/stderr-$mode")"
-  [ -n "$rps" ] || die "no wrk figure for $mode"
-  echo "$rps"
+  [ -n "$rps" ] && [ -n "$reqs" ] && [ "$reqs" -gt 0 ] || die "no wrk figure for $mode"
+  # server CPU (user+sys) per request, in us: robust to other load on the machine
+  echo "$rps $(awk -v a="$cpu0" -v b="$cpu1" -v n="$reqs" -v hz="$HZ" 'BEGIN {printf "%.2f", (b - a) * 1e6 / hz / n}')"
 }
+
+HZ=$(getconf CLK_TCK)
+# utime+stime of a process, in clock ticks
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-declare -A all
+MODES="nethttp graceserve goroutines builtin"
+declare -A all cpu
 for r in $(seq 1 "$ROUNDS"); do
-  for mode in nethttp graceserve builtin; do
-    v=$(run_mode "$mode")
-    echo "round $r  $mode: $v req/s" >&2
+  for mode in $MODES; do
+    read -r v c <<<"$(run_mode "$mode")"
+    echo "round $r  $mode: $v req/s, $c us CPU/req" >&2
     all[$mode]+="$v "
+    cpu[$mode]+="$c "
   done
 done
-med() { echo "${all[$1]}" | tr ' ' '\n' | grep -v '^$' | median; }
-NH=$(med nethttp); GS=$(med graceserve); BI=$(med builtin)
+med() { echo "$1" | tr ' ' '\n' | grep -v '^$' | median; }
+NH=$(med "${all[nethttp]}"); GS=$(med "${all[graceserve]}"); GR=$(med "${all[goroutines]}"); BI=$(med "${all[builtin]}")
+CNH=$(med "${cpu[nethttp]}"); CGS=$(med "${cpu[graceserve]}"); CGR=$(med "${cpu[goroutines]}"); CBI=$(med "${cpu[builtin]}")
 
 echo "== cgo crossing microbenchmark" >&2
 MICRO=$("$GO" test -run '^$' -bench . -benchtime 2000000x ./cgocost | awk '/^Benchmark/ {sub(/-[0-9]+$/, "", $1); print $1, $3}')
 G2C=$(echo "$MICRO" | awk '$1=="BenchmarkGoToC" {print $2}')
 C2G=$(echo "$MICRO" | awk '$1=="BenchmarkCToGoForeignThread" {print $2}')
 
-read -r RATIO BRATIO PERREQ CROSS GOAL <<<"$(awk -v nh="$NH" -v gs="$GS" -v bi="$BI" -v g2c="$G2C" -v c2g="$C2G" 'BEGIN {
-  ratio = gs / nh; bratio = bi / nh
-  perreq = (1e6 / gs - 1e6 / bi)          # us of server time per request added by the Go handler path
-  cross = c2g + 3 * g2c                    # ns: 1 callback + read_request, respond, request_free
-  printf "%.2f %.2f %.2f %.0f %s\n", ratio, bratio, perreq, cross, (ratio >= 0.8 ? "met" : "NOT met")
-}')"
+r() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+met() { awk -v x="$1" 'BEGIN {print (x >= 0.8 ? "met" : "NOT met")}'; }
+R_GS=$(r "$GS" "$NH"); R_GR=$(r "$GR" "$NH"); R_BI=$(r "$BI" "$NH")
+# CPU ratios: net/http CPU per request over ours (higher is better, like the req/s ratio)
+C_GS=$(r "$CNH" "$CGS"); C_GR=$(r "$CNH" "$CGR"); C_BI=$(r "$CNH" "$CBI")
+PERREQ=$(awk -v a="$CGS" -v b="$CBI" 'BEGIN {printf "%.2f", a - b}')
+PERREQ_GR=$(awk -v a="$CGR" -v b="$CBI" 'BEGIN {printf "%.2f", a - b}')
+CROSS=$(awk -v a="$C2G" -v b="$G2C" 'BEGIN {printf "%.0f", a + 3 * b}')
 
 cpu=$(awk -F: '/model name/ {gsub(/^ +/, "", $2); print $2; exit}' /proc/cpuinfo)
 table=$(cat <<EOT
-| server (same trivial handler, HTTP/1.1 keep-alive) | req/s (median of $ROUNDS) | vs net/http |
-|---|---:|---:|
-| Go net/http (seed Shutdown pattern) | $NH | 1.00 |
-| graceserve from Go (http.Handler over cgo) | $GS | $RATIO |
-| graceserve built-in handler (no cgo per request) | $BI | $BRATIO |
+| server (same trivial handler, HTTP/1.1 keep-alive) | req/s | vs net/http | server CPU us/req | vs net/http (CPU) |
+|---|---:|---:|---:|---:|
+| Go net/http (seed Shutdown pattern) | $NH | 1.00 | $CNH | 1.00 |
+| graceserve from Go, handler threads (default) | $GS | $R_GS | $CGS | $C_GS |
+| graceserve from Go, GoroutineHandlers | $GR | $R_GR | $CGR | $C_GR |
+| graceserve built-in handler (no Go per request) | $BI | $R_BI | $CBI | $C_BI |
 
-- Goal graceserve-from-Go >= 0.8x net/http: **$GOAL** ($RATIO x).
-- Server time per request added by the Go handler path (1/rps graceserve - 1/rps built-in,
-  server pinned to one CPU): **$PERREQ us**.
-- cgo crossings alone (microbenchmark): Go->C call $G2C ns, C->Go callback from a foreign
-  thread $C2G ns; one request pays 1 callback + 3 calls = **~$CROSS ns**. The rest of the per-request
-  cost is building the *http.Request/ResponseWriter (allocation, header conversion).
+Medians of $ROUNDS interleaved rounds. "vs net/http (CPU)" is net/http's server CPU per request
+over ours: it does not depend on what else the machine runs, req/s does.
+
+- Goal >= 0.8x net/http, default mode: req/s **$(met "$R_GS")** (${R_GS}x), CPU/request **$(met "$C_GS")** (${C_GS}x).
+- Goal >= 0.8x net/http, GoroutineHandlers: req/s **$(met "$R_GR")** (${R_GR}x), CPU/request **$(met "$C_GR")** (${C_GR}x).
+- Per-request cost of the Go handler path over the library's built-in handler (server CPU):
+  **$PERREQ us** with handler threads, **$PERREQ_GR us** with goroutines.
+- The cgo crossings themselves (microbenchmark): Go->C call $G2C ns, C->Go callback from a
+  foreign thread $C2G ns; a request pays 1 callback + 3 calls = **~$CROSS ns**. The rest is the
+  hand-off to a handler thread (default mode) and building *http.Request / ResponseWriter.
 EOT
 )
 echo "$table"

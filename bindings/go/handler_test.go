@@ -272,6 +272,9 @@ func TestLateUseAfterHandlerReturns(t *testing.T) {
 }
 
 func TestShutdownAndWaitFromHandler(t *testing.T) {
+	if goroutineMode {
+		t.Skip("handler threads only; see TestShutdownFromGoroutineHandler")
+	}
 	var srv atomic.Pointer[Server]
 	errs := make(chan [2]error, 1)
 	s := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -363,4 +366,31 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// With GoroutineHandlers a handler cannot be told apart from any goroutine: Shutdown from it
+// waits for the drain, which waits for this very handler, until the ctx deadline forces the
+// stop (the same as net/http's Shutdown called from a handler). It must not hang.
+func TestShutdownFromGoroutineHandler(t *testing.T) {
+	got := make(chan error, 1)
+	var srv atomic.Pointer[Server]
+	s := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		got <- srv.Load().Shutdown(ctx)
+	}), func(o *Options) { o.GoroutineHandlers = true })
+	srv.Store(s)
+	res := fetchAsync(s.Addr(), "/")
+	select {
+	case err := <-got:
+		if !errors.Is(err, ErrForced) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown from a goroutine handler: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Shutdown from a goroutine handler hung")
+	}
+	<-res
+	if err := s.Wait(); !errors.Is(err, ErrForced) {
+		t.Fatalf("Wait: %v", err)
+	}
 }

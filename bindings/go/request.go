@@ -36,6 +36,10 @@ func gsHandle(ud C.uintptr_t, req *C.server_request) {
 		C.server_request_free(req)
 		return
 	}
+	if s.opts.GoroutineHandlers {
+		go s.serveC(req)
+		return
+	}
 	s.serveC(req)
 }
 

@@ -29,20 +29,21 @@ func trivial(w http.ResponseWriter, r *http.Request) {
 }
 
 func main() {
-	mode := flag.String("mode", "graceserve", "graceserve | builtin | nethttp")
+	mode := flag.String("mode", "graceserve", "graceserve | goroutines | builtin | nethttp")
 	addr := flag.String("addr", "127.0.0.1:0", "HOST:PORT")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
 	switch *mode {
-	case "graceserve", "builtin":
+	case "graceserve", "goroutines", "builtin":
 		var h http.Handler = http.HandlerFunc(trivial)
 		if *mode == "builtin" {
 			h = nil
 		}
 		var s *graceserve.Server
-		if s, err = graceserve.Start(graceserve.Options{Addr: *addr, Handler: h}); err == nil {
+		o := graceserve.Options{Addr: *addr, Handler: h, GoroutineHandlers: *mode == "goroutines"}
+		if s, err = graceserve.Start(o); err == nil {
 			fmt.Printf("listening on %s\n", s.Addr())
 			err = s.Serve(ctx)
 		}
