@@ -11,7 +11,7 @@ GO ?= go
 CONFORMANCE_DIR := $(ROOT)/tests/conformance
 CONFORMANCE_PYTEST := $(PYTHON) -m pytest $(CONFORMANCE_DIR) -p no:cacheprovider
 
-.PHONY: host-goref test-conformance conformance
+.PHONY: host-goref test-conformance conformance bench-load
 
 host-goref: | $(BIN)
 	cd $(CONFORMANCE_DIR)/goref && $(GO) vet ./... && $(GO) build -o $(BIN)/server-goref .
@@ -22,4 +22,8 @@ test-conformance: hosts host-goref
 conformance: hosts host-goref
 	CONFORMANCE_TABLE=$(ROOT)/build/conformance-table.txt $(CONFORMANCE_PYTEST) -q --tb=line
 
+bench-load: hosts host-goref
+	$(PYTHON) $(ROOT)/bench/load/run.py
+
 TEST_TARGETS += test-conformance
+BENCH_TARGETS += bench-load

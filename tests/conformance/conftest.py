@@ -17,8 +17,10 @@ _ORDER: list[str] = []
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "host" in metafunc.fixturenames:
-        scope = getattr(metafunc.module, "HOST_SCOPE", "function")
-        metafunc.parametrize("host", hostlib.selected_hosts(), scope=scope)
+        if getattr(metafunc.module, "HOST_SCOPE", "function") == "module":
+            metafunc.parametrize("host", hostlib.selected_hosts(), scope="module")
+        else:
+            metafunc.parametrize("host", hostlib.selected_hosts())
 
 
 @pytest.fixture

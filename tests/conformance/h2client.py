@@ -88,9 +88,7 @@ class H2Client:
         elif isinstance(ev, h2.events.StreamEnded):
             self.streams.setdefault(ev.stream_id, Stream()).ended = True
         elif isinstance(ev, h2.events.StreamReset):
-            self.streams.setdefault(ev.stream_id, Stream()).reset = int(ev.error_code)
-        elif isinstance(ev, h2.events.ConnectionTerminated):
-            self.goaways.append(GoAway(int(ev.last_stream_id or 0), int(ev.error_code), time.monotonic()))
+            self.streams.setdefault(ev.stream_id, Stream()).reset = int(ev.error_code or 0)
 
     def _filter_goaway(self, data: bytes) -> bytes:
         """Takes GOAWAY frames out of the byte stream and records them here.

@@ -67,7 +67,7 @@ def test_h2_idle_connection_closed_at_drain(serve, host):
     for _ in range(10):
         c = H2Client(p.port)
         sid = c.request("GET", "/")
-        assert c.pump(lambda cl, s=sid: cl.streams[s].ended, 10)
+        assert c.pump(lambda cl, s=sid: bool(cl.streams[s].ended), 10)  # type: ignore[misc]
         clients.append(c)
     t0 = p.signal(signal.SIGTERM)
     for c in clients:
