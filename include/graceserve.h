@@ -114,6 +114,11 @@ enum server_stop_cause
    * A second signal during the drain closed remaining connections at once (exit status 1).
    */
   SERVER_CAUSE_FORCED_SECOND_SIGNAL = 6,
+  /**
+   * `server_start` rejected the options (version, out-of-range value, bad UTF-8) before
+   * anything started (exit status 1).
+   */
+  SERVER_CAUSE_INVALID_OPTIONS = 7,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -259,7 +264,11 @@ typedef void (*server_handler_fn)(void *userdata, struct server_request *req);
 
 /**
  * Called exactly once with `userdata` when the library no longer needs it: after the last
- * handler call has returned (also when `server_start` fails after reading the options).
+ * handler call has returned — normally before `server_wait` returns; after a forced stop with a
+ * handler still stuck in host code, when that call returns — and also when `server_start`
+ * fails after reading the options. Not called when `server_start` returns
+ * `SERVER_ERR_VERSION` or `SERVER_ERR_ALREADY_RUNNING`: the
+ * options were not read and `userdata` stays yours.
  */
 typedef void (*server_userdata_drop_fn)(void *userdata);
 

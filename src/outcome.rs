@@ -9,8 +9,10 @@ pub enum StopCause {
     GracefulSignal,
     /// A shutdown call started the drain and every connection finished before the deadline.
     GracefulCall,
-    /// The listener could not be bound.
+    /// The listener could not be bound (address in use, permission denied, bad address).
     BindFailed,
+    /// The options were rejected before anything started (bad version, out-of-range value).
+    InvalidOptions,
     /// The runtime or the listener failed while serving.
     RuntimeFailed,
     /// The drain deadline passed with connections still open; they were closed.

@@ -68,6 +68,7 @@ impl StartError {
     pub fn cause(&self) -> StopCause {
         match self.kind {
             StartErrorKind::Runtime | StartErrorKind::Signals => StopCause::RuntimeFailed,
+            StartErrorKind::InvalidConfig => StopCause::InvalidOptions,
             _ => StopCause::BindFailed,
         }
     }
@@ -134,6 +135,8 @@ struct Shared {
     done_async: Notify,
     counters: Counters,
     signal_timeout: Duration,
+    /// Handler calls currently inside host code.
+    handlers_in_host: AtomicUsize,
 }
 
 impl Shared {
@@ -335,6 +338,7 @@ impl Server {
             done_async: Notify::new(),
             counters: Counters::default(),
             signal_timeout: config.signal_drain_timeout,
+            handlers_in_host: AtomicUsize::new(0),
         });
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -476,9 +480,19 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(rt) = rt {
-            // Handler threads stuck in host code are left to finish on their own: the stop
-            // must not wait for them (their requests were already answered or cut).
-            rt.shutdown_background();
+            let stuck = self.shared.handlers_in_host.load(Ordering::SeqCst);
+            if stuck == 0 && tokio::runtime::Handle::try_current().is_err() {
+                // Join every runtime thread here, so that when wait returns the threads, their
+                // fds and the handler (with the host's userdata) are gone. Nothing is running,
+                // so this takes milliseconds; the bound only guards against the unforeseen.
+                rt.shutdown_timeout(Duration::from_secs(2));
+            } else {
+                // Handler calls stuck in host code after a forced stop cannot be joined
+                // without waiting on the host: they finish on their own, and the handler's
+                // userdata is dropped when the last of them returns.
+                tracing::debug!(stuck, "leaving stuck handler threads behind");
+                rt.shutdown_background();
+            }
         }
         self.signals
             .lock()
@@ -752,11 +766,12 @@ async fn handle(
     };
     let (reply, rx) = Reply::channel();
     if app.inline_handler {
-        call_handler(&*handler, request, reply);
+        call_handler(&app.shared, &*handler, request, reply);
     } else {
         // If the blocking pool refuses (runtime shutting down) the closure is dropped, the
         // reply with it, and the client gets a 500 below.
-        tokio::task::spawn_blocking(move || call_handler(&*handler, request, reply));
+        let shared = app.shared.clone();
+        tokio::task::spawn_blocking(move || call_handler(&shared, &*handler, request, reply));
     }
     Ok(match rx.await {
         Ok(resp) => resp,
@@ -767,11 +782,13 @@ async fn handle(
     })
 }
 
-fn call_handler(handler: &dyn Handler, request: Request, reply: Reply) {
+fn call_handler(shared: &Shared, handler: &dyn Handler, request: Request, reply: Reply) {
     IN_HANDLER.with(|c| c.set(true));
+    shared.handlers_in_host.fetch_add(1, Ordering::SeqCst);
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         handler.handle(request, reply)
     }));
+    shared.handlers_in_host.fetch_sub(1, Ordering::SeqCst);
     IN_HANDLER.with(|c| c.set(false));
     if let Err(p) = r {
         let msg = p

@@ -32,6 +32,9 @@ pub enum server_stop_cause {
     SERVER_CAUSE_FORCED_DEADLINE = 5,
     /// A second signal during the drain closed remaining connections at once (exit status 1).
     SERVER_CAUSE_FORCED_SECOND_SIGNAL = 6,
+    /// `server_start` rejected the options (version, out-of-range value, bad UTF-8) before
+    /// anything started (exit status 1).
+    SERVER_CAUSE_INVALID_OPTIONS = 7,
 }
 
 impl From<StopCause> for server_stop_cause {
@@ -41,6 +44,7 @@ impl From<StopCause> for server_stop_cause {
             StopCause::GracefulSignal => SERVER_CAUSE_GRACEFUL_SIGNAL,
             StopCause::GracefulCall => SERVER_CAUSE_GRACEFUL_CALL,
             StopCause::BindFailed => SERVER_CAUSE_BIND_FAILED,
+            StopCause::InvalidOptions => SERVER_CAUSE_INVALID_OPTIONS,
             StopCause::RuntimeFailed => SERVER_CAUSE_RUNTIME_FAILED,
             StopCause::ForcedDeadline => SERVER_CAUSE_FORCED_DEADLINE,
             StopCause::ForcedSecondSignal => SERVER_CAUSE_FORCED_SECOND_SIGNAL,
@@ -100,7 +104,7 @@ fn shutdown_code(o: &Outcome) -> c_int {
     match o.cause {
         c if c.is_graceful() => server_result::SERVER_OK as c_int,
         c if c.is_forced() => fail(server_result::SERVER_ERR_FORCED, o.message.clone()),
-        StopCause::BindFailed => fail(
+        StopCause::BindFailed | StopCause::InvalidOptions => fail(
             server_result::SERVER_ERR_NOT_RUNNING,
             format!("the server never started: {}", o.message),
         ),
@@ -151,7 +155,16 @@ pub unsafe extern "C" fn server_start(opts: *const server_options) -> c_int {
         }
         let (cfg, handler) = match unsafe { read_options(opts) } {
             Ok(v) => v,
-            Err((code, msg)) => return fail(code, msg),
+            Err((code, msg)) => {
+                // A failed start, like a failed bind: server_wait() now returns 1.
+                let cause = if code == server_result::SERVER_ERR_INVALID_ADDRESS {
+                    StopCause::BindFailed
+                } else {
+                    StopCause::InvalidOptions
+                };
+                *s = Slot::Stopped(Outcome::new(cause, msg.clone()));
+                return fail(code, msg);
+            }
         };
         match Server::start(cfg, handler) {
             Ok(srv) => {

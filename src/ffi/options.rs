@@ -26,7 +26,11 @@ pub type server_handler_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, req: *mut super::request::server_request)>;
 
 /// Called exactly once with `userdata` when the library no longer needs it: after the last
-/// handler call has returned (also when `server_start` fails after reading the options).
+/// handler call has returned — normally before `server_wait` returns; after a forced stop with a
+/// handler still stuck in host code, when that call returns — and also when `server_start`
+/// fails after reading the options. Not called when `server_start` returns
+/// `SERVER_ERR_VERSION` or `SERVER_ERR_ALREADY_RUNNING`: the
+/// options were not read and `userdata` stays yours.
 pub type server_userdata_drop_fn = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
 
 /// Server options. Initialise with `server_options_init(&opts, SERVER_OPTIONS_VERSION)` (or

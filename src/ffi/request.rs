@@ -296,6 +296,21 @@ pub unsafe extern "C" fn server_request_cancelled(req: *const server_request) ->
 
 type HeaderPairs<'a> = Vec<(&'a [u8], &'a [u8])>;
 
+/// Largest header name or value accepted in a response.
+const MAX_HEADER_FIELD: usize = 1 << 20;
+
+/// Rejects lengths no real buffer can have (over `isize::MAX`, which `slice::from_raw_parts`
+/// forbids) before any memory is touched.
+fn check_len(len: usize, what: &str, max: usize) -> Result<(), c_int> {
+    if len > max {
+        return Err(fail(
+            server_result::SERVER_ERR_INVALID_ARGUMENT,
+            format!("{what} = {len} is absurd (at most {max})"),
+        ));
+    }
+    Ok(())
+}
+
 unsafe fn collect_headers<'a>(
     headers: *const server_header,
     n: usize,
@@ -319,6 +334,16 @@ unsafe fn collect_headers<'a>(
     let hs = unsafe { std::slice::from_raw_parts(headers, n) };
     let mut v = Vec::with_capacity(n);
     for (i, h) in hs.iter().enumerate() {
+        check_len(
+            h.name_len,
+            &format!("headers[{i}].name_len"),
+            MAX_HEADER_FIELD,
+        )?;
+        check_len(
+            h.value_len,
+            &format!("headers[{i}].value_len"),
+            MAX_HEADER_FIELD,
+        )?;
         if h.name.is_null() || (h.value.is_null() && h.value_len > 0) {
             return Err(fail(
                 server_result::SERVER_ERR_NULL_PARAMETER,
@@ -378,6 +403,9 @@ pub unsafe extern "C" fn server_respond(
 ) -> c_int {
     ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
         check_null!(req, "req");
+        if let Err(code) = check_len(body_len, "body_len", isize::MAX as usize) {
+            return code;
+        }
         if body.is_null() && body_len > 0 {
             return fail(
                 server_result::SERVER_ERR_NULL_PARAMETER,
@@ -484,6 +512,9 @@ pub unsafe extern "C" fn server_stream_write(
 ) -> c_int {
     ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
         check_null!(stream, "stream");
+        if let Err(code) = check_len(len, "len", isize::MAX as usize) {
+            return code;
+        }
         if data.is_null() && len > 0 {
             return fail(
                 server_result::SERVER_ERR_NULL_PARAMETER,
