@@ -62,7 +62,7 @@ def run_wrk(host: str) -> dict[str, object]:
     m = re.search(r"(\d+) requests in", out)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    row = {
+    row: dict[str, object] = {
         "answered": int(m.group(1)) if m else None,
         "connect_err": int(errs.group(1)) if errs else 0,
         "read_err": int(errs.group(2)) if errs else 0,
@@ -114,8 +114,8 @@ def main() -> int:
     for host in hosts:
         try:
             hostlib.require_binary(host)
-        except hostlib.HostMissing as e:
-            lines.append(f"{host}: MISSING ({e})")
+        except hostlib.HostMissing as missing:
+            lines.append(f"{host}: MISSING ({missing})")
             bad = True
             continue
         w = run_wrk(host)
@@ -125,10 +125,10 @@ def main() -> int:
         lines.append(f"[{host}]")
         lines.append("  wrk     h1: " + " ".join(f"{k}={v}" for k, v in w.items()))
         lines.append("  h2load  h2: " + " ".join(f"{k}={v}" for k, v in h.items()))
-        for name, e in (("exact   h1", e1), ("exact   h2", e2)):
-            lines.append(f"  {name}: " + " ".join(f"{k}={v}" for k, v in e.items() if k != "examples"))
-            if e["failed"]:
-                lines.append(f"             failures, e.g. {e['examples']}")
+        for name, ex in (("exact   h1", e1), ("exact   h2", e2)):
+            lines.append(f"  {name}: " + " ".join(f"{k}={v}" for k, v in ex.items() if k != "examples"))
+            if ex["failed"]:
+                lines.append(f"             failures, e.g. {ex['examples']}")
         for r in (w, h, e1, e2):
             bad = bad or r["exit"] != 0
         bad = bad or bool(e1["failed"]) or bool(e2["failed"])
