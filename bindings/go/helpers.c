@@ -17,23 +17,35 @@ void gs_set_handler(server_options *o, uintptr_t ud) {
 
 
 
-// Fills *info and up to cap headers into hdrs; returns the total header count.
-size_t gs_read_request(const server_request *r, gs_req_info *info, server_header *hdrs, size_t cap) {
-	info->method = server_request_method(r);
-	info->path = server_request_path(r);
-	info->query = server_request_query(r);
-	info->remote = server_request_remote_addr(r);
-	info->version = server_request_version(r);
-	info->body = NULL;
-	info->body_len = 0;
-	server_request_body(r, &info->body, &info->body_len);
+// Reads a whole request in one call, as integers (so the Go side passes a pointer-free buffer
+// and cgo has nothing to check): out[0..7] = method, path, query, remote address, body, body
+// length, header count, HTTP version; then 4 words per header (name, name length, value, value
+// length) for up to cap_headers headers. Returns the total header count.
+size_t gs_read_request(const server_request *r, uintptr_t *out, size_t cap_headers) {
+	const uint8_t *body = NULL;
+	size_t body_len = 0;
+	server_request_body(r, &body, &body_len);
 	size_t n = server_request_header_count(r);
-	info->nheaders = n;
-	for (size_t i = 0; i < n && i < cap; i++) {
-		server_header *h = &hdrs[i];
-		if (server_request_header_at(r, i, &h->name, &h->name_len, &h->value, &h->value_len) != SERVER_OK) {
-			h->name = NULL; h->name_len = 0; h->value = NULL; h->value_len = 0;
+	out[GS_METHOD] = (uintptr_t)server_request_method(r);
+	out[GS_PATH] = (uintptr_t)server_request_path(r);
+	out[GS_QUERY] = (uintptr_t)server_request_query(r);
+	out[GS_REMOTE] = (uintptr_t)server_request_remote_addr(r);
+	out[GS_BODY] = (uintptr_t)body;
+	out[GS_BODY_LEN] = (uintptr_t)body_len;
+	out[GS_NHEADERS] = (uintptr_t)n;
+	out[GS_VERSION] = (uintptr_t)server_request_version(r);
+	for (size_t i = 0; i < n && i < cap_headers; i++) {
+		const uint8_t *name = NULL, *value = NULL;
+		size_t name_len = 0, value_len = 0;
+		if (server_request_header_at(r, i, &name, &name_len, &value, &value_len) != SERVER_OK) {
+			name = value = NULL;
+			name_len = value_len = 0;
 		}
+		uintptr_t *h = out + GS_INFO_WORDS + 4 * i;
+		h[0] = (uintptr_t)name;
+		h[1] = (uintptr_t)name_len;
+		h[2] = (uintptr_t)value;
+		h[3] = (uintptr_t)value_len;
 	}
 	return n;
 }

@@ -6,19 +6,13 @@
 #include <stdint.h>
 #include "graceserve.h"
 
-typedef struct {
-	const char *method;
-	const char *path;
-	const char *query;
-	const char *remote;
-	const uint8_t *body;
-	size_t body_len;
-	size_t nheaders;
-	int version;
-} gs_req_info;
+enum {
+	GS_METHOD, GS_PATH, GS_QUERY, GS_REMOTE, GS_BODY, GS_BODY_LEN, GS_NHEADERS, GS_VERSION,
+	GS_INFO_WORDS
+};
 
 void gs_set_handler(server_options *o, uintptr_t ud);
-size_t gs_read_request(const server_request *r, gs_req_info *info, server_header *hdrs, size_t cap);
+size_t gs_read_request(const server_request *r, uintptr_t *out, size_t cap_headers);
 int gs_respond(server_request *req, uint16_t status, const uint8_t *blob, const size_t *lens, size_t nh,
                const uint8_t *body, size_t body_len);
 int gs_respond_stream(server_request *req, uint16_t status, const uint8_t *blob, const size_t *lens, size_t nh,

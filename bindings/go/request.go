@@ -50,10 +50,16 @@ func gsDrop(ud C.uintptr_t) {
 	cgo.Handle(ud).Delete()
 }
 
+// call holds the per-request state in one allocation.
+type call struct {
+	ctx  reqCtx
+	w    responseWriter
+	body bodyReader
+}
+
 func (s *Server) serveC(req *C.server_request) {
-	ctx := &reqCtx{srv: s, req: req}
-	w := &responseWriter{srv: s, req: req, status: 0}
-	body := &bodyReader{}
+	c := &call{ctx: reqCtx{srv: s, req: req}, w: responseWriter{srv: s, req: req}}
+	ctx, w, body := &c.ctx, &c.w, &c.body
 	r, err := readRequest(req, ctx, body)
 	if err != nil {
 		s.logf("graceserve: bad request: %v", err)
@@ -82,40 +88,46 @@ func (s *Server) runHandler(w *responseWriter, r *http.Request) {
 	s.handler.ServeHTTP(w, r)
 }
 
+// cptr turns an address the C helper wrote as an integer back into a pointer to C memory.
+func cptr(v C.uintptr_t) unsafe.Pointer { return unsafe.Add(unsafe.Pointer(nil), uintptr(v)) }
+
+// stackHeaders is how many headers readRequest reads without a second call.
+const stackHeaders = 32
+
 // readRequest turns the C request into an *http.Request with one cgo crossing (two when the
-// request has more than 32 headers). Strings are copied into one Go allocation; the body is
-// read from C memory through a guarded reader.
+// request has more than 32 headers). The helper fills a pointer-free buffer of integers, so the
+// call costs no cgo pointer check. Strings are copied into one Go allocation; the body is read
+// from C memory through a guarded reader.
 func readRequest(req *C.server_request, ctx context.Context, body *bodyReader) (*http.Request, error) {
-	var info C.gs_req_info
-	var stack [32]C.server_header
-	hdrs := stack[:]
-	n := int(C.gs_read_request(req, &info, &hdrs[0], C.size_t(len(hdrs))))
-	if n > len(hdrs) {
-		hdrs = make([]C.server_header, n)
-		C.gs_read_request(req, &info, &hdrs[0], C.size_t(n))
+	var stack [C.GS_INFO_WORDS + 4*stackHeaders]C.uintptr_t
+	words := stack[:]
+	n := int(C.gs_read_request(req, &words[0], stackHeaders))
+	if n > stackHeaders {
+		words = make([]C.uintptr_t, C.GS_INFO_WORDS+4*n)
+		C.gs_read_request(req, &words[0], C.size_t(n))
 	}
-	hdrs = hdrs[:n]
+	hdrs := words[C.GS_INFO_WORDS : C.GS_INFO_WORDS+4*n]
 
 	// One backing string for every header name and value.
 	total := 0
-	for i := range hdrs {
-		total += int(hdrs[i].name_len) + int(hdrs[i].value_len)
+	for i := 0; i < n; i++ {
+		total += int(hdrs[4*i+1]) + int(hdrs[4*i+3])
 	}
 	backing := make([]byte, 0, total)
-	for i := range hdrs {
-		if hdrs[i].name_len > 0 {
-			backing = append(backing, unsafe.Slice((*byte)(hdrs[i].name), int(hdrs[i].name_len))...)
+	for i := 0; i < n; i++ {
+		if l := int(hdrs[4*i+1]); l > 0 {
+			backing = append(backing, unsafe.Slice((*byte)(cptr(hdrs[4*i])), l)...)
 		}
-		if hdrs[i].value_len > 0 {
-			backing = append(backing, unsafe.Slice((*byte)(hdrs[i].value), int(hdrs[i].value_len))...)
+		if l := int(hdrs[4*i+3]); l > 0 {
+			backing = append(backing, unsafe.Slice((*byte)(cptr(hdrs[4*i+2])), l)...)
 		}
 	}
 	all := unsafe.String(unsafe.SliceData(backing), len(backing))
 	header := make(http.Header, n)
 	host := ""
 	off := 0
-	for i := range hdrs {
-		nl, vl := int(hdrs[i].name_len), int(hdrs[i].value_len)
+	for i := 0; i < n; i++ {
+		nl, vl := int(hdrs[4*i+1]), int(hdrs[4*i+3])
 		name, value := all[off:off+nl], all[off+nl:off+nl+vl]
 		off += nl + vl
 		if nl == 0 {
@@ -131,9 +143,12 @@ func readRequest(req *C.server_request, ctx context.Context, body *bodyReader) (
 		header[key] = append(header[key], value)
 	}
 
-	method := C.GoString(info.method)
-	path := C.GoString(info.path)
-	query := C.GoString(info.query)
+	method := C.GoString((*C.char)(cptr(words[C.GS_METHOD])))
+	path := C.GoString((*C.char)(cptr(words[C.GS_PATH])))
+	query := C.GoString((*C.char)(cptr(words[C.GS_QUERY])))
+	remote := C.GoString((*C.char)(cptr(words[C.GS_REMOTE])))
+	bodyLen := int(words[C.GS_BODY_LEN])
+	version := int(words[C.GS_VERSION])
 	requestURI := path
 	if query != "" {
 		requestURI = path + "?" + query
@@ -148,7 +163,7 @@ func readRequest(req *C.server_request, ctx context.Context, body *bodyReader) (
 		}
 	}
 	major, minor := 1, 1
-	switch info.version {
+	switch version {
 	case 10:
 		minor = 0
 	case 20:
@@ -162,12 +177,12 @@ func readRequest(req *C.server_request, ctx context.Context, body *bodyReader) (
 	r.ProtoMajor, r.ProtoMinor = major, minor
 	r.Header = header
 	r.Host = host
-	r.RemoteAddr = C.GoString(info.remote)
+	r.RemoteAddr = remote
 	r.RequestURI = requestURI
-	r.ContentLength = int64(info.body_len)
-	if info.body_len > 0 {
-		body.p = unsafe.Pointer(info.body)
-		body.n = int(info.body_len)
+	r.ContentLength = int64(bodyLen)
+	if bodyLen > 0 {
+		body.p = cptr(words[C.GS_BODY]) // only when non-empty: an empty body's pointer may dangle
+		body.n = bodyLen
 		r.Body = body
 	} else {
 		r.Body = http.NoBody

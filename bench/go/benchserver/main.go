@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -31,7 +32,17 @@ func trivial(w http.ResponseWriter, r *http.Request) {
 func main() {
 	mode := flag.String("mode", "graceserve", "graceserve | goroutines | builtin | nethttp")
 	addr := flag.String("addr", "127.0.0.1:0", "HOST:PORT")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file (for analysis)")
 	flag.Parse()
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "benchserver: %v\n", err)
+			os.Exit(1)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
@@ -54,6 +65,7 @@ func main() {
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "benchserver: %v\n", err)
+		pprof.StopCPUProfile()
 		os.Exit(1)
 	}
 }
