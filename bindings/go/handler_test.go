@@ -394,3 +394,17 @@ func TestShutdownFromGoroutineHandler(t *testing.T) {
 		t.Fatalf("Wait: %v", err)
 	}
 }
+
+func TestHeadGetsHeadersWithoutBody(t *testing.T) {
+	s := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello world") }))
+	resp, err := newClient().Head("http://" + s.Addr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != 11 || len(b) != 0 ||
+		resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Fatalf("HEAD: %d len=%d body=%q %v", resp.StatusCode, resp.ContentLength, b, resp.Header)
+	}
+}

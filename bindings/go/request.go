@@ -67,7 +67,6 @@ func (s *Server) serveC(req *C.server_request) {
 		w.status = http.StatusBadRequest
 		w.buf = []byte("bad request\n")
 	} else {
-		w.isHead = r.Method == http.MethodHead
 		s.runHandler(w, r)
 	}
 	w.finish()
@@ -390,7 +389,6 @@ type responseWriter struct {
 	answered    bool // respond or respond_stream succeeded (or the client is gone)
 	err         error
 	done        bool // the handler returned; the request is about to be freed
-	isHead      bool
 }
 
 func (w *responseWriter) Header() http.Header {
@@ -440,9 +438,6 @@ func (w *responseWriter) Write(p []byte) (int, error) {
 	}
 	if w.err != nil {
 		return 0, w.err
-	}
-	if w.isHead {
-		return len(p), nil
 	}
 	if w.stream == nil && !w.answered {
 		if len(w.buf)+len(p) <= streamThreshold {

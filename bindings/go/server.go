@@ -167,7 +167,6 @@ func Start(opts Options) (*Server, error) {
 	withThread(func() {
 		if rc := C.server_start(&o); rc != C.SERVER_OK {
 			startErr = lastError(rc)
-			C.server_wait() // settle the failed start so the next one starts clean
 		}
 	})
 	if startErr != nil {
