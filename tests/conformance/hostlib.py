@@ -209,10 +209,10 @@ def connect_refused(port: int) -> bool:
     """True when a TCP connect to the port is refused right now."""
     try:
         s = socket.create_connection(("127.0.0.1", port), timeout=2.0)
-    except ConnectionRefusedError:
-        return True
+    except (ConnectionRefusedError, ConnectionResetError):
+        return True  # reset: the listener closed while our handshake was in its queue
     except OSError as e:
-        if e.errno == errno.ECONNREFUSED:
+        if e.errno in (errno.ECONNREFUSED, errno.ECONNRESET):
             return True
         raise
     s.close()

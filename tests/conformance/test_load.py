@@ -78,7 +78,8 @@ def test_burst_before_signal(serve, host):
     for t in readers:
         t.join(60)
     ex = p.wait_exit(30, t0)
-    assert answered == BURST, f"{BURST - answered} of {BURST} accepted requests not answered, e.g. {failures}"
+    assert answered == BURST, (f"{BURST - answered} of {BURST} accepted requests not answered, e.g. {failures}; "
+                               f"host exit {ex.status}, stderr {ex.stderr[:600]!r}")
     assert_stopped_clean(p, ex, 0)
 
 
