@@ -29,7 +29,7 @@ import (
 
 // settle is the margin given after a request's bytes were written before signalling, so the
 // server has parsed it and it is the in-flight request (the handler sleeps far longer).
-const settle = 300 * time.Millisecond
+const settle = 500 * time.Millisecond
 
 func hosts(t *testing.T) []string {
 	env := os.Getenv("GRACESERVE_HOSTS")
