@@ -11,6 +11,13 @@ if [ ${#conformance_apt[@]} -gt 0 ]; then
 fi
 python3 -c 'import h2, pytest' 2>/dev/null ||
   python3 -m pip install -q --root-user-action=ignore 'h2>=4.1,<5' pytest
-command -v h2spec >/dev/null ||
-  go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible
+if ! command -v h2spec >/dev/null; then
+  # The module has no go.mod, so go prints how it resolved each import; show it only on failure.
+  if ! conformance_log=$(go install github.com/summerwind/h2spec/cmd/h2spec@v2.2.1+incompatible 2>&1); then
+    echo "$conformance_log" >&2
+    echo "60-conformance: go install h2spec failed" >&2
+    false
+  fi
+  unset conformance_log
+fi
 unset conformance_apt
