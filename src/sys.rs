@@ -252,6 +252,8 @@ mod imp {
     pub(crate) struct Listener {
         ready: Option<tokio::net::TcpStream>,
         std: std::net::TcpListener,
+        /// The unspecified address of the listener's family, reported as every peer's address.
+        unknown_peer: std::net::IpAddr,
     }
 
     impl Drop for Listener {
@@ -278,9 +280,14 @@ mod imp {
                 return Err(e);
             }
         };
+        let unknown_peer = match l.local_addr()? {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+        };
         Ok(Listener {
             ready: Some(ready),
             std: l,
+            unknown_peer,
         })
     }
 
@@ -288,8 +295,12 @@ mod imp {
         let ready = l.ready.as_ref().expect("registered until dropped");
         loop {
             ready.readable().await?;
-            match ready.try_io(Interest::READABLE, || l.std.accept()) {
-                Ok((s, peer)) => {
+            match ready.try_io(Interest::READABLE, || accept_raw(&l.std)) {
+                Ok(s) => {
+                    // The peer's address is never asked for: `getpeername` aborts the guest
+                    // too when the client has reset (see `accept_raw`), and no check before it
+                    // can close that race. Handlers see the unspecified address instead.
+                    let peer = SocketAddr::new(l.unknown_peer, 0);
                     // `set_nonblocking` is an ioctl (FIONBIO), which wasi-libc accepts.
                     s.set_nonblocking(true)?;
                     let _ = s.set_nodelay(true);
@@ -299,6 +310,20 @@ mod imp {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// `accept` without asking for the peer address: std's `accept` asks for it, and wasi-libc
+    /// (Rust 1.95) then aborts the whole guest (`unreachable`) when the client has already reset
+    /// the connection, because it cannot fetch the remote address of a reset socket (a client
+    /// that connects and resets at once, like a port probe, would take the server down).
+    fn accept_raw(l: &std::net::TcpListener) -> io::Result<std::net::TcpStream> {
+        // SAFETY: accept on a listening descriptor we own, with no address buffer.
+        let fd = unsafe { libc::accept(l.as_raw_fd(), std::ptr::null_mut(), std::ptr::null_mut()) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+        Ok(unsafe { std::net::TcpStream::from_raw_fd(fd) })
     }
 
     /// WASI has no signals. With the library signal policy, stdin is the signal channel: each

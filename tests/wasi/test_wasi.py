@@ -307,3 +307,20 @@ def test_launcher_reports_a_missing_component() -> None:
     assert r.returncode == 1
     assert "cannot find the component /nonexistent/server-wasi.wasm" in r.stderr
 
+
+
+def test_clients_that_reset_at_once_do_not_crash_the_guest(procs: "list[Proc]") -> None:
+    """wasi-libc aborts the guest when asked for a reset socket's peer address (in accept or
+    getpeername); the WASI accept path must never ask. A port probe must not stop the server."""
+    p = start(SERVER_WASI)
+    procs.append(p)
+    for data in (b"", b"GET /sleep?ms=100 HTTP/1.1\r\nHost: x\r\n\r\n", b"GET / HT"):
+        for _ in range(30):
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+            if data:
+                s.sendall(data)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+            s.close()  # RST
+    assert status_and_body(get(p.port, "/")) == (200, b"OK")
+    p.signal(signal.SIGTERM)
+    assert p.wait(10) == 0, p.err.all()
