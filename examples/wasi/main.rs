@@ -13,8 +13,10 @@
 //! Prints `listening on HOST:PORT` once bound. WASI has no signals: stdin is the signal channel
 //! (each byte read, and the end of stdin, count as one SIGTERM), so the first byte or EOF
 //! drains gracefully and the next forces the stop. The exit status is the outcome: 0 graceful,
-//! 1 bind failure or forced drain. `build/bin/server-wasi` runs this under wasmtime and turns
-//! real SIGINT/SIGTERM into those bytes.
+//! 1 bind failure or forced drain; usage errors ask for 2, but a WASI command can only report
+//! success or failure, so under wasmtime they exit 1. `build/bin/server-wasi` (the launcher,
+//! `launcher.py`) runs this under wasmtime, checks the flags itself so usage errors exit 2, and
+//! turns real SIGINT/SIGTERM into those bytes.
 //!
 //! Build: `RUSTFLAGS="--cfg tokio_unstable" cargo build --release --target wasm32-wasip2
 //! --example wasi`. It also builds natively (where real signals drive it).
