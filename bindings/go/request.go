@@ -60,10 +60,21 @@ type call struct {
 func (s *Server) serveC(req *C.server_request) {
 	c := &call{ctx: reqCtx{srv: s, req: req}, w: responseWriter{srv: s, req: req}}
 	ctx, w, body := &c.ctx, &c.w, &c.body
+	defer func() {
+		// A panic here is a bug in the binding (handler panics are recovered in runHandler):
+		// never let it unwind into C. Free the request unanswered: the client gets 500.
+		if v := recover(); v != nil {
+			s.logf("graceserve: internal error serving a request: %v\n%s", v, debug.Stack())
+			ctx.finish()
+			body.release()
+			C.server_request_free(req)
+		}
+	}()
 	r, err := readRequest(req, ctx, body)
 	if err != nil {
 		s.logf("graceserve: bad request: %v", err)
-		w.header = http.Header{}
+		w.header = http.Header{"Content-Type": {"text/plain; charset=utf-8"}}
+		w.wroteHeader = true
 		w.status = http.StatusBadRequest
 		w.buf = []byte("bad request\n")
 	} else {
