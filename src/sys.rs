@@ -162,7 +162,7 @@ pub(crate) use imp::*;
 #[cfg(target_os = "wasi")]
 mod imp {
     //! `wasm32-wasip2`: one thread, a current-thread runtime, no signals (stdin stands in for
-    //! them), accept through std after a readiness wait, no vectored writes.
+    //! them), accept through wasi-libc after a readiness wait, no vectored writes.
     use super::*;
     use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
     use std::sync::Mutex;
@@ -248,7 +248,7 @@ mod imp {
     /// The listening socket, plus a tokio registration of the same descriptor used only to wait
     /// for readiness: tokio's own `accept` fails on wasip2 (mio sets O_NONBLOCK on the accepted
     /// socket with `fcntl(F_SETFL)`, which wasi-libc rejects for sockets, wasi-libc#536), so the
-    /// accept itself goes through std.
+    /// accept itself is a plain `accept` (see `accept_raw`).
     pub(crate) struct Listener {
         ready: Option<tokio::net::TcpStream>,
         std: std::net::TcpListener,
@@ -301,10 +301,21 @@ mod imp {
                     // too when the client has reset (see `accept_raw`), and no check before it
                     // can close that race. Handlers see the unspecified address instead.
                     let peer = SocketAddr::new(l.unknown_peer, 0);
-                    // `set_nonblocking` is an ioctl (FIONBIO), which wasi-libc accepts.
-                    s.set_nonblocking(true)?;
-                    let _ = s.set_nodelay(true);
-                    return Ok((tokio::net::TcpStream::from_std(s)?, peer));
+                    // A failure from here on concerns this connection only (the core keeps
+                    // accepting after ConnectionAborted).
+                    let setup = || -> io::Result<Stream> {
+                        // `set_nonblocking` is an ioctl (FIONBIO), which wasi-libc accepts.
+                        s.set_nonblocking(true)?;
+                        let _ = s.set_nodelay(true);
+                        tokio::net::TcpStream::from_std(s)
+                    };
+                    return match setup() {
+                        Ok(stream) => Ok((stream, peer)),
+                        Err(e) => Err(io::Error::new(
+                            io::ErrorKind::ConnectionAborted,
+                            format!("cannot set up an accepted connection: {e}"),
+                        )),
+                    };
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
@@ -410,15 +421,8 @@ pub(crate) fn accept_error_is_transient(e: &io::Error) -> bool {
     ) {
         return true;
     }
-    #[cfg(not(target_os = "wasi"))]
-    {
-        matches!(
-            e.raw_os_error(),
-            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EPROTO)
-        )
-    }
-    #[cfg(target_os = "wasi")]
-    {
-        false
-    }
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EPROTO)
+    )
 }
