@@ -129,5 +129,9 @@ threads follow the affinity: 1), wrk to CPU ${BENCH_CLIENT_CPUS:-1}. The machine
 figures are indicative; the ratios come from the same run.
 
 $table
+
+Judge by server CPU per request on a shared machine: req/s depends on what else runs on the
+pinned CPU. The handler-thread mode pays a hand-off to a library blocking-pool thread and back
+per request (the C host pays it too); GoroutineHandlers avoids it.
 EOT
 echo "wrote $RESULTS" >&2
