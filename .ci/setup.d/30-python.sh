@@ -1,0 +1,13 @@
+# Python binding (issue 3): the test tools for `make test-python`. Idempotent and quiet; sourced
+# by .ci/setup with `set -euo pipefail`. (uvicorn, for `make bench-python` only, is installed by
+# bench/python/run.sh into its own virtualenv.)
+#   pytest      runs tests/python
+#   mypy        `mypy --strict` on the package
+#   pycparser   regenerates _ffi.py from the header for the staleness check
+#   setuptools, wheel   `pip install --no-build-isolation ./bindings/python` in the tests
+command -v python3 >/dev/null || { echo "30-python: python3 is required" >&2; false; }
+if ! python3 -c 'import pytest, mypy, pycparser, setuptools, wheel' 2>/dev/null ||
+   ! python3 -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 61)'; then
+  python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
+    pytest mypy pycparser 'setuptools>=61' wheel
+fi
