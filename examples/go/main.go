@@ -145,8 +145,11 @@ func run() int {
 	case <-ctx.Done():
 		<-sigs // the signal that ended ctx
 		go func() {
-			// A second signal during the drain: the library forces the stop at once.
+			// A second signal during the drain: the library forces the stop at once. Notified
+			// twice so it also forces if it lands before Shutdown below has begun the drain
+			// (the first notification then starts it); once draining, one is enough.
 			if sig, ok := <-sigs; ok {
+				srv.NotifySignal(sig)
 				srv.NotifySignal(sig)
 			}
 		}()
