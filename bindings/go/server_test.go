@@ -389,3 +389,46 @@ func TestIdleAndSilentConnectionsClosedOnDrain(t *testing.T) {
 		}
 	}
 }
+
+func TestListenAndServe(t *testing.T) {
+	// A bind error comes back at once.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	begin := time.Now()
+	if err := ListenAndServe(context.Background(), l.Addr().String(), http.NotFoundHandler()); !errors.Is(err, ErrAddrInUse) {
+		t.Fatalf("ListenAndServe on a busy port: %v", err)
+	}
+	if time.Since(begin) > 5*time.Second {
+		t.Fatalf("bind error took %v", time.Since(begin))
+	}
+	// Serves until ctx is done, then drains: the in-flight request completes.
+	l2, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := l2.Addr().String()
+	l2.Close()
+	started := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ListenAndServe(ctx, addr, sleepHandler(started)) }()
+	var res <-chan result
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ListenAndServe never listened")
+		}
+	}
+	res = fetchAsync(addr, "/sleep?ms=300")
+	<-started
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("ListenAndServe after ctx done: %v", err)
+	}
+	if r := <-res; r.err != nil || r.body != "slept 300" {
+		t.Fatalf("in-flight request: %+v", r)
+	}
+}
