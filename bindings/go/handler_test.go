@@ -11,6 +11,7 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -324,6 +325,20 @@ func TestConcurrentRequests(t *testing.T) {
 		w.Write(b)
 	}))
 	c := &http.Client{Timeout: 20 * time.Second}
+	// Collect garbage all along, to expose any memory the C side would still reference.
+	stopGC := make(chan struct{})
+	defer close(stopGC)
+	go func() {
+		for {
+			select {
+			case <-stopGC:
+				return
+			default:
+				runtime.GC()
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
 	errs := make(chan error, 32)
 	for i := 0; i < 32; i++ {
 		go func(i int) {
