@@ -4,12 +4,13 @@
 # Builds bench/out/bench-server (built-in / C-callback servers) and the pure tokio+hyper
 # baseline (bench/baseline-hyper, its own Cargo project and target dir), then runs
 # bench/c/bench.py: wrk + h2load throughput with ratios against the baseline measured in the
-# same run, SIGTERM->exit time with 1000 idle keep-alive connections, and RSS per idle
+# same run, user-space instructions per request under callgrind (deterministic; phase "insn"),
+# SIGTERM->exit time with 1000 idle keep-alive connections, and RSS per idle
 # connection. Prints a table; also writes bench/out/bench-c-<time>.{txt,json}.
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION (5 s), BENCH_CONNS (64),
 # BENCH_IDLE (1000), BENCH_IDLE_ROUNDS (3), BENCH_SERVER_CPUS (0), BENCH_CLIENT_CPUS (1),
-# BENCH_ONLY (e.g. "pool,inline"), BENCH_SKIP (e.g. "h2,idle"), BENCH_PEERS=0 (no libmicrohttpd /
+# BENCH_ONLY (e.g. "pool,inline"), BENCH_SKIP (e.g. "h2,insn,idle"), BENCH_PEERS=0 (no libmicrohttpd /
 # CivetWeb comparison), CARGO, CC, PYTHON.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
