@@ -9,7 +9,7 @@ import pytest
 
 import hostlib
 from h2client import H2Client, get
-from hostlib import SLACK_MS
+from hostlib import DEADLINE_SLACK_MS, SLACK_MS
 from test_lifecycle import REACH_HANDLER_S, assert_stopped_clean
 
 NO_ERROR = 0
@@ -88,7 +88,7 @@ def test_h2_deadline_overrun_forced(serve, host):
     t0 = p.signal(signal.SIGTERM)
     ex = p.wait_exit(10, t0)
     assert ex.status == 1, f"exit {ex.status}; stderr {ex.stderr!r}"
-    assert deadline - 50 <= ex.elapsed_ms <= deadline + 100 + SLACK_MS, f"stopped after {ex.elapsed_ms:.0f} ms"
+    assert deadline - 50 <= ex.elapsed_ms <= deadline + 100 + DEADLINE_SLACK_MS, f"stopped after {ex.elapsed_ms:.0f} ms"
     c.wait_closed(5)
     assert not c.streams[sid].ended, "the forced stream claims to have ended normally"
     c.close()
