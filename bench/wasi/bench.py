@@ -9,9 +9,9 @@ wrk (HTTP/1.1 keep-alive, GET /) against, in turn:
                         built-in 200 "OK" handler, one async worker (like with like)
   server-c              the C example host as shipped (C handler on the handler-thread pool)
 Every server is pinned to the same CPU set (BENCH_SERVER_CPUS, default 0) and wrk to another
-(BENCH_CLIENT_CPUS, default 1), so each gets one core. Reports the median of BENCH_ROUNDS rounds
-of req/s and p99 latency, and the ratio to the native builtin x1 row. Writes the
-table to bench/out/bench-wasi-<time>.md.
+(BENCH_CLIENT_CPUS, default 1), so each gets one core. Reports the median and the best of
+BENCH_ROUNDS rounds of req/s, p99 latency, and the ratios to the native builtin x1 row. Writes
+the table to bench/out/bench-wasi-<time>.md.
 
 Knobs: BENCH_ROUNDS (3), BENCH_DURATION (5 s), BENCH_CONNS (32), BENCH_SERVER_CPUS (0),
 BENCH_CLIENT_CPUS (1), CC.
@@ -127,18 +127,27 @@ def main() -> None:
             print(f"round {rnd + 1}/{ROUNDS} {name}: {rps:.0f} req/s, p99 {p99:.2f} ms"
                   + (f" (wrk: {errs})" if errs else ""), file=sys.stderr)
 
-    base = statistics.median(r[0] for r in results[servers[1][0]])
+    # The machine is shared: other work pinned to the same CPU drags whole rounds down. The
+    # best round is the least disturbed one, so its ratio is the fairer comparison.
+    native = [r[0] for r in results[servers[1][0]]]
+    base_med, base_best = statistics.median(native), max(native)
     lines = [
-        f"wrk -t1 -c{CONNS} -d{DURATION}s, GET / keep-alive, median of {ROUNDS}; "
+        f"wrk -t1 -c{CONNS} -d{DURATION}s, GET / keep-alive, {ROUNDS} rounds; "
         f"servers on CPU {SERVER_CPUS}, wrk on CPU {CLIENT_CPUS}",
         "",
-        "| server | req/s | p99 ms | req/s vs native x1 |",
-        "|---|---:|---:|---:|",
+        "| server | req/s median | req/s best | p99 ms median | p99 ms (best round) "
+        "| vs native x1 (median / best) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, _ in servers:
-        rps = statistics.median(r[0] for r in results[name])
-        p99 = statistics.median(r[1] for r in results[name])
-        lines.append(f"| {name} | {rps:,.0f} | {p99:.2f} | {rps / base:.2f}x |")
+        rs = results[name]
+        med = statistics.median(r[0] for r in rs)
+        best = max(rs, key=lambda r: r[0])
+        p99 = statistics.median(r[1] for r in rs)
+        lines.append(
+            f"| {name} | {med:,.0f} | {best[0]:,.0f} | {p99:.2f} | {best[1]:.2f} "
+            f"| {med / base_med:.2f}x / {best[0] / base_best:.2f}x |"
+        )
     text = "\n".join(lines)
     print(text)
     OUT.mkdir(parents=True, exist_ok=True)
