@@ -115,12 +115,14 @@ def main(argv: list[str]) -> int:
         if child is None or child.stdin is None:
             return
         while pending > 0:
+            # Counted before the write, so a signal handled in between (which re-enters here)
+            # cannot make one signal two bytes.
+            pending -= 1
             try:
                 # Unbuffered: this also runs inside the signal handler.
                 os.write(child.stdin.fileno(), b"s")
             except (BrokenPipeError, ValueError, OSError):
                 return  # the guest is gone (or going): nothing left to stop
-            pending -= 1
 
     def on_signal(signum: int, frame: Optional[FrameType]) -> None:
         nonlocal pending
