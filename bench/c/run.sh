@@ -90,4 +90,8 @@ fi
   --only "${BENCH_ONLY:-}" --skip "${BENCH_SKIP:-}" ${PEERS[@]+"${PEERS[@]}"} &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
-wait "$pid"
+status=0
+wait "$pid" || status=$?
+# A trapped signal interrupts `wait`: wait again until bench.py has stopped its servers.
+while kill -0 "$pid" 2>/dev/null; do wait "$pid" || status=$?; done
+exit "$status"
