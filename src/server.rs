@@ -3,7 +3,7 @@
 use std::cell::Cell;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -622,37 +622,88 @@ async fn force_close(app: &App) {
 }
 
 /// Serves one connection until it ends, is drained, or is cut.
+/// How long a connection whose socket holds unread bytes when the drain starts may take to
+/// turn them into a request before it is closed (see `Drain::Deferred`).
+const FIRST_BYTES_GRACE: Duration = Duration::from_millis(500);
+
+/// Where one connection stands in the drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Drain {
+    /// Serving normally.
+    No,
+    /// The drain began while request bytes sat unread in the socket (a request the client
+    /// already sent on a new or kept-alive connection). hyper would close such a connection as
+    /// idle, dropping that request; instead it gets until `until` to start it, and the graceful
+    /// shutdown follows as soon as it has (so its response carries `Connection: close`).
+    Deferred {
+        until: tokio::time::Instant,
+        baseline: u64,
+    },
+    /// `graceful_shutdown` was called: in-flight work finishes, then the connection ends.
+    Graceful,
+}
+
+/// Serves one connection until it ends, is drained, or is cut.
 async fn serve_connection(app: Arc<App>, stream: sys::Stream, peer: SocketAddr) {
     let counters = &app.shared.counters;
     counters.connections_active.fetch_add(1, Ordering::Relaxed);
     counters.connections_total.fetch_add(1, Ordering::Relaxed);
     let requests = Arc::new(AtomicU64::new(0));
+    let is_h2 = Arc::new(AtomicBool::new(false));
     let svc = {
         let app = app.clone();
         let requests = requests.clone();
-        service_fn(move |req| {
+        let is_h2 = is_h2.clone();
+        service_fn(move |req: http::Request<Incoming>| {
             requests.fetch_add(1, Ordering::Relaxed);
+            if req.version() == http::Version::HTTP_2 {
+                is_h2.store(true, Ordering::Relaxed);
+            }
             handle(app.clone(), req, peer)
         })
     };
+    let probe = sys::InputProbe::new(&stream);
     let mut state = app.state.subscribe();
     let conn = app.builder.serve_connection(TokioIo::new(stream), svc);
     tokio::pin!(conn);
 
     let idle = app.keepalive_idle_timeout;
     let mut seen_requests = 0u64;
-    let mut draining = false;
+    let mut drain = Drain::No;
     let mut idle_tick = tokio::time::interval_at(tokio::time::Instant::now() + idle, idle);
+    let mut grace_tick = tokio::time::interval(Duration::from_millis(2));
+
+    // What to do when the drain reaches this connection: close it now (`None`), defer, or
+    // shut it down gracefully.
+    let on_drain = || -> Option<Drain> {
+        let started = requests.load(Ordering::Relaxed);
+        if !is_h2.load(Ordering::Relaxed) && probe.has_pending_input() {
+            return Some(Drain::Deferred {
+                until: tokio::time::Instant::now() + FIRST_BYTES_GRACE,
+                baseline: started,
+            });
+        }
+        // Never sent a complete request head (silent, or stuck in half-sent headers):
+        // nothing to finish, close now. Otherwise, idle keep-alive: closed at once; in flight:
+        // `Connection: close` on the response (HTTP/1.1) or a two-phase GOAWAY (HTTP/2).
+        (started > 0).then_some(Drain::Graceful)
+    };
 
     // A connection accepted just as the drain began must see it too.
     let initial = *state.borrow_and_update();
     if initial != ConnState::Serving {
-        if initial == ConnState::Forced || requests.load(Ordering::Relaxed) == 0 {
-            counters.connections_active.fetch_sub(1, Ordering::Relaxed);
-            return;
+        match on_drain() {
+            Some(d) if initial == ConnState::Draining => {
+                if d == Drain::Graceful {
+                    conn.as_mut().graceful_shutdown();
+                }
+                drain = d;
+            }
+            _ => {
+                counters.connections_active.fetch_sub(1, Ordering::Relaxed);
+                return;
+            }
         }
-        conn.as_mut().graceful_shutdown();
-        draining = true;
     }
 
     loop {
@@ -668,26 +719,35 @@ async fn serve_connection(app: Arc<App>, stream: sys::Stream, peer: SocketAddr) 
                 match s {
                     ConnState::Serving => {}
                     ConnState::Forced => break,
-                    ConnState::Draining if !draining => {
-                        draining = true;
-                        // Never sent a complete request head (silent, or stuck in half-sent
-                        // headers): nothing to finish, close now.
-                        if requests.load(Ordering::Relaxed) == 0 {
-                            break;
+                    ConnState::Draining if drain == Drain::No => match on_drain() {
+                        None => break,
+                        Some(d) => {
+                            if d == Drain::Graceful {
+                                conn.as_mut().graceful_shutdown();
+                            }
+                            drain = d;
                         }
-                        // Idle keep-alive: closed at once. In flight: `Connection: close` on
-                        // the response (HTTP/1.1) or GOAWAY (HTTP/2).
-                        conn.as_mut().graceful_shutdown();
-                    }
+                    },
                     ConnState::Draining => {}
                 }
             }
-            _ = idle_tick.tick(), if !draining => {
+            _ = grace_tick.tick(), if matches!(drain, Drain::Deferred { .. }) => {
+                let Drain::Deferred { until, baseline } = drain else { unreachable!() };
+                let n = requests.load(Ordering::Relaxed);
+                if n > baseline || tokio::time::Instant::now() >= until {
+                    if n == 0 {
+                        break;
+                    }
+                    conn.as_mut().graceful_shutdown();
+                    drain = Drain::Graceful;
+                }
+            }
+            _ = idle_tick.tick(), if drain == Drain::No => {
                 let n = requests.load(Ordering::Relaxed);
                 if n == seen_requests {
                     tracing::debug!(%peer, "keep-alive idle timeout");
-                    draining = true;
                     conn.as_mut().graceful_shutdown();
+                    drain = Drain::Graceful;
                 }
                 seen_requests = n;
             }

@@ -426,3 +426,36 @@ pub(crate) fn accept_error_is_transient(e: &io::Error) -> bool {
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EPROTO)
     )
 }
+
+#[cfg(not(target_os = "wasi"))]
+const PEEK_FLAGS: libc::c_int = libc::MSG_PEEK | libc::MSG_DONTWAIT;
+/// WASI sockets are already non-blocking (see `accept` above).
+#[cfg(target_os = "wasi")]
+const PEEK_FLAGS: libc::c_int = libc::MSG_PEEK;
+
+/// Tells whether a connection's socket holds bytes the server has not read yet.
+pub(crate) struct InputProbe(std::os::fd::RawFd);
+
+impl InputProbe {
+    pub(crate) fn new(s: &Stream) -> Self {
+        use std::os::fd::AsRawFd;
+        InputProbe(s.as_raw_fd())
+    }
+
+    /// A non-blocking one-byte `MSG_PEEK` (on WASI, where wasi-libc may not support the flag, a
+    /// failed peek reads as "nothing pending"). Only called while the stream is alive (the
+    /// probe lives in the connection task that owns it), so the fd is valid.
+    pub(crate) fn has_pending_input(&self) -> bool {
+        let mut b = 0u8;
+        // SAFETY: valid fd (see above) and a one-byte buffer.
+        let n = unsafe {
+            libc::recv(
+                self.0,
+                &mut b as *mut u8 as *mut libc::c_void,
+                1,
+                PEEK_FLAGS,
+            )
+        };
+        n > 0
+    }
+}
