@@ -19,6 +19,7 @@ pub mod config;
 pub mod handler;
 pub mod logging;
 pub mod outcome;
+mod pool;
 pub mod server;
 #[cfg(not(target_os = "wasi"))]
 mod signals;

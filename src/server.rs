@@ -18,6 +18,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use crate::config::{Config, SignalPolicy};
 use crate::handler::{text_response, Handler, Reply, Request, Response};
 use crate::outcome::{Outcome, StopCause};
+use crate::pool::HandlerPool;
 use crate::sys;
 
 /// Why `start` failed.
@@ -254,6 +255,8 @@ struct App {
     shared: Arc<Shared>,
     tracker: Arc<Tracker>,
     state: watch::Sender<ConnState>,
+    /// Hot handler threads (absent for inline handlers).
+    pool: Option<Arc<HandlerPool>>,
 }
 
 /// A running (or stopped, not yet waited) server. All methods take `&self` and may be called
@@ -261,6 +264,7 @@ struct App {
 pub struct Server {
     shared: Arc<Shared>,
     runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    pool: Option<Arc<HandlerPool>>,
     signals: Mutex<Option<sys::SignalGuard>>,
     local_addr: SocketAddr,
 }
@@ -357,10 +361,20 @@ impl Server {
             .max_concurrent_streams(256);
 
         let (state, _) = watch::channel(ConnState::Serving);
+        let inline_handler = config.inline_handler || sys::FORCE_INLINE_HANDLER;
+        let pool = (handler.is_some() && !inline_handler).then(|| {
+            let hot = sys::hot_handler_threads(&config);
+            HandlerPool::start(
+                hot,
+                hot >= config.handler_threads,
+                sys::handler_thread_start,
+            )
+        });
         let app = Arc::new(App {
             builder,
             handler,
-            inline_handler: config.inline_handler || sys::FORCE_INLINE_HANDLER,
+            inline_handler,
+            pool: pool.clone(),
             max_body_bytes: config.max_body_bytes,
             keepalive_idle_timeout: config.keepalive_idle_timeout,
             shared: shared.clone(),
@@ -398,6 +412,7 @@ impl Server {
         Ok(Server {
             shared,
             runtime: Mutex::new(Some(runtime)),
+            pool,
             signals: Mutex::new(Some(signals)),
             local_addr,
         })
@@ -473,6 +488,24 @@ impl Server {
         sys::drive(&self.runtime, &sh.done_async, || sh.outcome_now(), timeout)
     }
 
+    /// Handler calls still in host code. A call that already answered may still be on its way
+    /// out (the client can have its response before the callback returns): give those a
+    /// moment — up to a second after a graceful stop, where every request was answered, and
+    /// only a few milliseconds after a forced one, where a stuck handler must not delay the
+    /// exit.
+    fn handlers_still_returning(&self) -> usize {
+        let graceful = self.outcome().is_some_and(|o| o.cause.is_graceful());
+        let grace = Duration::from_millis(if graceful { 1000 } else { 10 });
+        let end = Instant::now() + grace;
+        loop {
+            let n = self.shared.handlers_in_host.load(Ordering::SeqCst);
+            if n == 0 || Instant::now() >= end {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     fn teardown(&self) {
         let rt = self
             .runtime
@@ -480,7 +513,10 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner())
             .take();
         if let Some(rt) = rt {
-            let stuck = self.shared.handlers_in_host.load(Ordering::SeqCst);
+            let stuck = self.handlers_still_returning();
+            if let Some(pool) = &self.pool {
+                pool.stop(stuck == 0);
+            }
             if stuck == 0 && tokio::runtime::Handle::try_current().is_err() {
                 // Join every runtime thread here, so that when wait returns the threads, their
                 // fds and the handler (with the host's userdata) are gone. Nothing is running,
@@ -831,7 +867,18 @@ async fn handle(
         // If the blocking pool refuses (runtime shutting down) the closure is dropped, the
         // reply with it, and the client gets a 500 below.
         let shared = app.shared.clone();
-        tokio::task::spawn_blocking(move || call_handler(&shared, &*handler, request, reply));
+        let job = move || call_handler(&shared, &*handler, request, reply);
+        // A waiting hot thread if there is one, else a thread of the blocking pool.
+        match &app.pool {
+            Some(pool) => {
+                if let Err(job) = pool.try_submit(Box::new(job)) {
+                    tokio::task::spawn_blocking(job);
+                }
+            }
+            None => {
+                tokio::task::spawn_blocking(job);
+            }
+        }
     }
     Ok(match rx.await {
         Ok(resp) => resp,

@@ -47,11 +47,28 @@ mod imp {
     pub(crate) fn runtime(cfg: &Config) -> io::Result<tokio::runtime::Runtime> {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(cfg.effective_workers())
-            .max_blocking_threads(cfg.handler_threads.max(1))
+            // The hot handler threads count against the handler thread budget.
+            .max_blocking_threads(
+                cfg.handler_threads
+                    .saturating_sub(hot_handler_threads(cfg))
+                    .max(1),
+            )
             .thread_name("graceserve")
             .on_thread_start(block_sigpipe)
             .enable_all()
             .build()
+    }
+
+    /// How many always-ready handler threads a server keeps: one per async worker, within
+    /// the handler thread budget (when the budget is that small, the hot threads are all
+    /// there is: see `HandlerPool::start`).
+    pub(crate) fn hot_handler_threads(cfg: &Config) -> usize {
+        cfg.effective_workers().min(cfg.handler_threads.max(1))
+    }
+
+    /// Run first on every hot handler thread.
+    pub(crate) fn handler_thread_start() {
+        block_sigpipe();
     }
 
     fn block_sigpipe() {
@@ -239,6 +256,13 @@ mod imp {
     /// No handler threads: handlers run on the runtime's only thread, and must answer through
     /// a spawned task when they need to wait.
     pub(crate) const FORCE_INLINE_HANDLER: bool = true;
+
+    /// Never used (handlers are inline), but the core names them.
+    pub(crate) fn hot_handler_threads(_cfg: &Config) -> usize {
+        0
+    }
+
+    pub(crate) fn handler_thread_start() {}
 
     pub(crate) type Stream = tokio::net::TcpStream;
 

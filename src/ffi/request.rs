@@ -23,7 +23,8 @@ pub struct server_request {
     method: CString,
     path: CString,
     query: CString,
-    remote: CString,
+    /// Formatted on first use: most handlers never ask.
+    remote: std::sync::OnceLock<CString>,
 }
 
 /// A streamed response body. Opaque. Created by `server_respond_stream`, written with
@@ -82,7 +83,8 @@ impl Drop for FfiHandler {
 }
 
 fn cstring_lossy(s: &str) -> CString {
-    CString::new(s.replace('\0', "%00")).unwrap_or_default()
+    // One copy in the common case; a NUL (possible only in odd paths) is shown as %00.
+    CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "%00")).unwrap_or_default())
 }
 
 impl crate::Handler for FfiHandler {
@@ -91,10 +93,7 @@ impl crate::Handler for FfiHandler {
             method: cstring_lossy(req.method.as_str()),
             path: cstring_lossy(&req.path),
             query: cstring_lossy(&req.query),
-            remote: req
-                .remote_addr
-                .map(|a| cstring_lossy(&a.to_string()))
-                .unwrap_or_default(),
+            remote: std::sync::OnceLock::new(),
             req,
             reply: Mutex::new(Some(reply)),
         });
@@ -144,7 +143,16 @@ pub unsafe extern "C" fn server_request_query(req: *const server_request) -> *co
 #[no_mangle]
 pub unsafe extern "C" fn server_request_remote_addr(req: *const server_request) -> *const c_char {
     ffi_guard!(std::ptr::null(), {
-        unsafe { req_ref(req) }.map_or(std::ptr::null(), |r| r.remote.as_ptr())
+        unsafe { req_ref(req) }.map_or(std::ptr::null(), |r| {
+            r.remote
+                .get_or_init(|| {
+                    r.req
+                        .remote_addr
+                        .map(|a| cstring_lossy(&a.to_string()))
+                        .unwrap_or_default()
+                })
+                .as_ptr()
+        })
     })
 }
 
@@ -301,11 +309,11 @@ const MAX_HEADER_FIELD: usize = 1 << 20;
 
 /// Rejects lengths no real buffer can have (over `isize::MAX`, which `slice::from_raw_parts`
 /// forbids) before any memory is touched.
-fn check_len(len: usize, what: &str, max: usize) -> Result<(), c_int> {
+fn check_len(len: usize, what: impl FnOnce() -> String, max: usize) -> Result<(), c_int> {
     if len > max {
         return Err(fail(
             server_result::SERVER_ERR_INVALID_ARGUMENT,
-            format!("{what} = {len} is absurd (at most {max})"),
+            format!("{} = {len} is absurd (at most {max})", what()),
         ));
     }
     Ok(())
@@ -336,12 +344,12 @@ unsafe fn collect_headers<'a>(
     for (i, h) in hs.iter().enumerate() {
         check_len(
             h.name_len,
-            &format!("headers[{i}].name_len"),
+            || format!("headers[{i}].name_len"),
             MAX_HEADER_FIELD,
         )?;
         check_len(
             h.value_len,
-            &format!("headers[{i}].value_len"),
+            || format!("headers[{i}].value_len"),
             MAX_HEADER_FIELD,
         )?;
         if h.name.is_null() || (h.value.is_null() && h.value_len > 0) {
@@ -403,7 +411,7 @@ pub unsafe extern "C" fn server_respond(
 ) -> c_int {
     ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
         check_null!(req, "req");
-        if let Err(code) = check_len(body_len, "body_len", isize::MAX as usize) {
+        if let Err(code) = check_len(body_len, || "body_len".into(), isize::MAX as usize) {
             return code;
         }
         if body.is_null() && body_len > 0 {
@@ -512,7 +520,7 @@ pub unsafe extern "C" fn server_stream_write(
 ) -> c_int {
     ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
         check_null!(stream, "stream");
-        if let Err(code) = check_len(len, "len", isize::MAX as usize) {
+        if let Err(code) = check_len(len, || "len".into(), isize::MAX as usize) {
             return code;
         }
         if data.is_null() && len > 0 {
