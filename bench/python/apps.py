@@ -8,6 +8,7 @@ Each prints "ready" on stdout once it accepts connections, and stops on SIGTERM.
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,7 +28,8 @@ def run_graceserve(mode: str, port: int) -> int:
     import graceserve
 
     handler = None if mode == "gs-builtin" else gs_hello
-    server = graceserve.Server(f"127.0.0.1:{port}", handler, inline=(mode == "gs-inline"))
+    threads = int(os.environ["GS_HANDLER_THREADS"]) if os.environ.get("GS_HANDLER_THREADS") else None
+    server = graceserve.Server(f"127.0.0.1:{port}", handler, inline=(mode == "gs-inline"), handler_threads=threads)
     return server.serve(ready=lambda s: print("ready", flush=True))
 
 

@@ -79,13 +79,25 @@ def servers() -> List[Server]:
     apps = str(HERE / "apps.py")
     gs_env = {"PYTHONPATH": str(PKG), "GRACESERVE_LIBRARY": str(LIB)}
     out = [
-        Server("gs", "graceserve, Python handler (defaults: 32 handler threads)", [py, apps, "gs"], gs_env),
+        Server("gs", f"graceserve, Python handler (defaults: handler_threads={min(32, (os.cpu_count() or 1) + 4)})", [py, apps, "gs"], gs_env),
         Server("gs-inline", "graceserve, Python handler, inline=True", [py, apps, "gs-inline"], gs_env),
         Server(
             "gs-unpinned",
             "graceserve, Python handler, thread states not pinned",
             [py, apps, "gs"],
             {**gs_env, "GRACESERVE_PIN_THREADSTATE": "0"},
+        ),
+        Server(
+            "gs-ht32",
+            "graceserve, Python handler, handler_threads=32",
+            [py, apps, "gs"],
+            {**gs_env, "GS_HANDLER_THREADS": "32"},
+        ),
+        Server(
+            "gs-ht512",
+            "graceserve, Python handler, handler_threads=512 (the C default)",
+            [py, apps, "gs"],
+            {**gs_env, "GS_HANDLER_THREADS": "512"},
         ),
         Server("gs-builtin", "graceserve, built-in handler (no Python per request)", [py, apps, "gs-builtin"], gs_env),
         Server("ths", "http.server.ThreadingHTTPServer, stock (HTTP/1.0)", [py, apps, "ths"]),

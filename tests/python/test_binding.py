@@ -226,7 +226,7 @@ def test_concurrent_requests_from_many_threads(server_factory: Any) -> None:
             active[0] -= 1
         return req.arg("i") or ""
 
-    s = server_factory(h)
+    s = server_factory(h, handler_threads=16)
     a = addr_of(s)
     errors: List[str] = []
 

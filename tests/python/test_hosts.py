@@ -54,23 +54,23 @@ def test_graceful_drain_with_inflight_sleep(spawn: Any, signame: str) -> None:
 
     def client() -> None:
         c = h.conn()
-        c.request("GET", "/sleep?ms=800")
+        c.request("GET", "/sleep?ms=1500")
         r = c.getresponse()
         result["status"], result["body"] = r.status, r.read()
         result["connection"] = r.getheader("connection")
 
     t = threading.Thread(target=client)
     t.start()
-    time.sleep(0.25)  # the request is in the handler now
+    time.sleep(0.5)  # the request is in the handler now (margin for 2 shared CPUs)
     t0 = time.monotonic()
     h.signal(SIGNALS[signame])
-    time.sleep(0.15)
+    time.sleep(0.3)
     assert port_refused(h.host, h.port), "new connections must be refused during the drain"
     t.join(10)
     assert h.wait() == 0
     elapsed = time.monotonic() - t0
-    assert result == {"status": 200, "body": b"slept 800", "connection": "close"}
-    assert elapsed < 2.0, f"drain took {elapsed:.2f}s"
+    assert result == {"status": 200, "body": b"slept 1500", "connection": "close"}
+    assert elapsed < 3.0, f"drain took {elapsed:.2f}s"
     out, err = h.outputs()
     assert out == ""
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
@@ -91,14 +91,14 @@ def test_deadline_forces_exit_1(spawn: Any) -> None:
 
     t = threading.Thread(target=client)
     t.start()
-    time.sleep(0.25)
+    time.sleep(0.5)
     t0 = time.monotonic()
     h.signal(signal.SIGTERM)
     assert h.wait() == 1
     elapsed = time.monotonic() - t0
     t.join(10)
     assert "error" in result, f"the cut request must not get a response: {result}"
-    assert 0.25 <= elapsed < 1.5, f"forced stop after {elapsed:.2f}s (deadline 0.3s)"
+    assert 0.25 <= elapsed < 2.5, f"forced stop after {elapsed:.2f}s (deadline 0.3s)"
     out, err = h.outputs()
     assert out == ""
     lines = err.strip().splitlines()
@@ -109,14 +109,14 @@ def test_second_signal_forces(spawn: Any) -> None:
     h: Host = spawn("--addr", "127.0.0.1:0", "--shutdown-timeout-ms", "10000")
     t = threading.Thread(target=lambda: raw_exchange((h.host, h.port), b"GET /sleep?ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n", 8))
     t.start()
-    time.sleep(0.25)
+    time.sleep(0.5)
     t0 = time.monotonic()
     h.signal(signal.SIGINT)
-    time.sleep(0.2)
+    time.sleep(0.3)
     assert h.proc.poll() is None, "the first signal only drains"
     h.signal(signal.SIGINT)
     assert h.wait() == 1
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 2.5
     t.join(10)
     _, err = h.outputs()
     assert "second signal" in err and "Traceback" not in err
@@ -156,7 +156,7 @@ def test_idle_and_silent_connections_closed_at_once(spawn: Any) -> None:
     t0 = time.monotonic()
     h.signal(signal.SIGTERM)
     assert h.wait() == 0
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < 2.0
     for s in (idle, silent, half):
         assert s.recv(4096) == b""  # closed by the server
         s.close()
@@ -239,6 +239,6 @@ def test_concurrent_sleeps(spawn: Any) -> None:
     for t in threads:
         t.join(10)
     assert results == [200] * 16
-    assert time.monotonic() - t0 < 2.0, "the sleeps must run concurrently"
+    assert time.monotonic() - t0 < 3.0, "the sleeps must run concurrently"
     h.signal(signal.SIGTERM)
     assert h.wait() == 0

@@ -36,8 +36,10 @@ log = logging.getLogger("graceserve")
 #: A request handler: called on a library thread (possibly many at once) with each request.
 Handler = Callable[[Request], HandlerResult]
 
-#: Default ``handler_threads`` for Python handlers (see :class:`Server`).
-DEFAULT_HANDLER_THREADS = 32
+#: Default ``handler_threads`` for Python handlers (see :class:`Server`): the default size of
+#: ``concurrent.futures.ThreadPoolExecutor``. Python handlers share one GIL, so threads beyond
+#: what blocking handlers need only add switching (measured in bench/python/RESULTS.md).
+DEFAULT_HANDLER_THREADS = min(32, (os.cpu_count() or 1) + 4)
 
 #: How long ``wait()`` blocks inside the library before Python gets a chance to run signal
 #: handlers (Ctrl-C) on the main thread.
@@ -128,6 +130,9 @@ class _Dispatch:
             try:
                 result = self.handler(req)
             except BaseException:
+                if req._state != 0:
+                    log.exception("graceserve: handler raised on %s after answering or deferring it", req)
+                    return
                 log.exception("graceserve: handler raised on %s; answered 500", req)
                 result = _FAILED
             if req._state != 0:  # answered with respond(), or deferred
@@ -247,9 +252,10 @@ class Server:
     workers
         Async I/O threads (default: one per CPU).
     handler_threads
-        Threads that may run handlers at once (default 32, where the C library's is 512:
-        Python handlers share one GIL, so more threads mostly add switching; raise it for
-        handlers that spend their time blocked on I/O or sleeping).
+        Threads that may run handlers at once. Default: ``min(32, os.cpu_count() + 4)``, as
+        ``concurrent.futures.ThreadPoolExecutor`` (the C library's is 512): Python handlers
+        share one GIL, so more threads mostly add switching. Raise it for handlers that spend
+        their time blocked on I/O or sleeping.
     inline
         Run the handler on the I/O thread itself: the fastest for handlers that answer at
         once, but a handler that blocks (sleeps, waits on I/O or the GIL) stalls other
