@@ -102,20 +102,20 @@ table=$(cat <<EOT
 | server (same trivial handler, HTTP/1.1 keep-alive) | req/s | vs net/http | server CPU us/req | vs net/http (CPU) |
 |---|---:|---:|---:|---:|
 | Go net/http (seed Shutdown pattern) | $NH | 1.00 | $CNH | 1.00 |
-| graceserve from Go, handler threads (default) | $GS | $R_GS | $CGS | $C_GS |
-| graceserve from Go, GoroutineHandlers | $GR | $R_GR | $CGR | $C_GR |
+| graceserve from Go, ThreadHandlers (library threads) | $GS | $R_GS | $CGS | $C_GS |
+| graceserve from Go, goroutine handlers (default) | $GR | $R_GR | $CGR | $C_GR |
 | graceserve built-in handler (no Go per request) | $BI | $R_BI | $CBI | $C_BI |
 
 Medians of $ROUNDS interleaved rounds. "vs net/http (CPU)" is net/http's server CPU per request
 over ours: it does not depend on what else the machine runs, req/s does.
 
-- Goal >= 0.8x net/http, default mode: req/s **$(met "$R_GS")** (${R_GS}x), CPU/request **$(met "$C_GS")** (${C_GS}x).
-- Goal >= 0.8x net/http, GoroutineHandlers: req/s **$(met "$R_GR")** (${R_GR}x), CPU/request **$(met "$C_GR")** (${C_GR}x).
+- Goal >= 0.8x net/http, ThreadHandlers: req/s **$(met "$R_GS")** (${R_GS}x), CPU/request **$(met "$C_GS")** (${C_GS}x).
+- Goal >= 0.8x net/http, default (goroutine handlers): req/s **$(met "$R_GR")** (${R_GR}x), CPU/request **$(met "$C_GR")** (${C_GR}x).
 - Per-request cost of the Go handler path over the library's built-in handler (server CPU):
   **$PERREQ us** with handler threads, **$PERREQ_GR us** with goroutines.
 - The cgo crossings themselves (microbenchmark): Go->C call $G2C ns, C->Go callback from a
   foreign thread $C2G ns; a request pays 1 callback + 3 calls = **~$CROSS ns**. The rest is the
-  hand-off to a handler thread (default mode) and building *http.Request / ResponseWriter.
+  hand-off to a handler thread (ThreadHandlers) and building *http.Request / ResponseWriter.
 EOT
 )
 echo "$table"
@@ -132,6 +132,6 @@ $table
 
 Judge by server CPU per request on a shared machine: req/s depends on what else runs on the
 pinned CPU. The handler-thread mode pays a hand-off to a library blocking-pool thread and back
-per request (the C host pays it too); GoroutineHandlers avoids it.
+per request (the C host pays it too); the default goroutine handlers avoid it.
 EOT
 echo "wrote $RESULTS" >&2

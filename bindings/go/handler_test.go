@@ -383,7 +383,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// With GoroutineHandlers a handler cannot be told apart from any goroutine: Shutdown from it
+// With goroutine handlers (the default) a handler cannot be told apart from any goroutine: Shutdown from it
 // waits for the drain, which waits for this very handler, until the ctx deadline forces the
 // stop (the same as net/http's Shutdown called from a handler). It must not hang.
 func TestShutdownFromGoroutineHandler(t *testing.T) {
@@ -393,7 +393,7 @@ func TestShutdownFromGoroutineHandler(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 		defer cancel()
 		got <- srv.Load().Shutdown(ctx)
-	}), func(o *Options) { o.GoroutineHandlers = true })
+	}), func(o *Options) { o.ThreadHandlers = false })
 	srv.Store(s)
 	res := fetchAsync(s.Addr(), "/")
 	select {

@@ -36,7 +36,7 @@ func gsHandle(ud C.uintptr_t, req *C.server_request) {
 		C.server_request_free(req)
 		return
 	}
-	if s.opts.GoroutineHandlers {
+	if !s.opts.ThreadHandlers {
 		go s.serveC(req)
 		return
 	}

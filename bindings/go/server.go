@@ -52,12 +52,15 @@ type Options struct {
 	MaxHeaderBytes int
 	// MaxBodyBytes is the largest request body (0: 8 MiB); larger gets 413.
 	MaxBodyBytes int64
-	// GoroutineHandlers runs each handler on its own goroutine instead of a library handler
-	// thread: the library hands the request over on its async worker (one short cgo callback)
-	// and the goroutine answers. Faster (no thread hand-off per request), but Go code then
-	// needs a free P to accept each request, and Shutdown/Wait called from inside a handler can
-	// no longer be detected: like net/http, call them from another goroutine.
-	GoroutineHandlers bool
+	// ThreadHandlers runs each handler on a library handler thread (at most HandlerThreads at
+	// once) instead of its own goroutine. By default, like net/http, the library hands each
+	// request over on its async worker in one short cgo callback and the handler runs on a new
+	// goroutine: no thread hand-off per request (less than half the CPU per request, see
+	// bench/go/RESULTS.md). With ThreadHandlers, Shutdown and Wait called from inside a handler
+	// are detected (Shutdown starts the drain and returns ErrDraining, Wait returns
+	// ErrWrongThread); with goroutines they cannot be, and Shutdown waits, as net/http's does,
+	// until its ctx deadline forces the stop.
+	ThreadHandlers bool
 	// ErrorLog receives handler panics and response errors; nil uses the log package's
 	// standard logger.
 	ErrorLog *log.Logger
@@ -120,7 +123,7 @@ func Start(opts Options) (*Server, error) {
 		return nil, &Error{Code: Code(rc), Message: "graceserve: server_options_init failed: " + Code(rc).String()}
 	}
 	o.signals = C.SERVER_SIGNALS_HOST
-	o.inline_handler = C.bool(opts.GoroutineHandlers)
+	o.inline_handler = C.bool(!opts.ThreadHandlers)
 	o.signal_drain_timeout_ms = durationMs(opts.ShutdownTimeout)
 	var err error
 	set := func(dst *C.uint32_t, name string, v int64) {

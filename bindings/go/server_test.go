@@ -16,14 +16,14 @@ import (
 	"time"
 )
 
-// goroutineMode runs the whole suite with Options.GoroutineHandlers (make test-go runs it both
-// ways): GRACESERVE_TEST_GOROUTINES=1.
-var goroutineMode = os.Getenv("GRACESERVE_TEST_GOROUTINES") == "1"
+// goroutineMode is the default (goroutine handlers); GRACESERVE_TEST_THREADS=1 runs the whole
+// suite with Options.ThreadHandlers instead (make test-go runs it both ways).
+var goroutineMode = os.Getenv("GRACESERVE_TEST_THREADS") != "1"
 
 // start runs a server on a free port and makes sure it is stopped when the test ends.
 func start(t *testing.T, h http.Handler, mod ...func(*Options)) *Server {
 	t.Helper()
-	o := Options{Addr: "127.0.0.1:0", Handler: h, GoroutineHandlers: goroutineMode}
+	o := Options{Addr: "127.0.0.1:0", Handler: h, ThreadHandlers: !goroutineMode}
 	for _, m := range mod {
 		m(&o)
 	}

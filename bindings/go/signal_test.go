@@ -21,7 +21,7 @@ import (
 func TestSignalWhileBusyInProcess(t *testing.T) {
 	for run := 0; run < 10; run++ {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		s, err := Start(Options{Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Second, GoroutineHandlers: goroutineMode,
+		s, err := Start(Options{Addr: "127.0.0.1:0", ShutdownTimeout: 10 * time.Second, ThreadHandlers: !goroutineMode,
 			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				b, _ := io.ReadAll(r.Body)
 				x := 0

@@ -53,7 +53,7 @@ func main() {
 			h = nil
 		}
 		var s *graceserve.Server
-		o := graceserve.Options{Addr: *addr, Handler: h, GoroutineHandlers: *mode == "goroutines"}
+		o := graceserve.Options{Addr: *addr, Handler: h, ThreadHandlers: *mode == "graceserve"}
 		if s, err = graceserve.Start(o); err == nil {
 			fmt.Printf("listening on %s\n", s.Addr())
 			err = s.Serve(ctx)
