@@ -6,14 +6,14 @@ import (
 	"testing"
 )
 
-// TestReadmeQuickStartIsTested keeps docs/readme-go.md honest: its quick-start code block must
+// TestReadmeQuickStartIsTested keeps README.md's Go section honest: its quick-start code block must
 // be exactly the body of the tested Example in example_test.go.
 func TestReadmeQuickStartIsTested(t *testing.T) {
 	src, err := os.ReadFile("example_test.go")
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := os.ReadFile("../../docs/readme-go.md")
+	doc, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -28,11 +28,11 @@ func TestReadmeQuickStartIsTested(t *testing.T) {
 	const fence = "<!-- quick start: bindings/go/example_test.go Example -->\n```go\n"
 	i := strings.Index(d, fence)
 	if i < 0 {
-		t.Fatal("docs/readme-go.md lacks the quick start block")
+		t.Fatal("README.md lacks the Go quick start block")
 	}
 	block := d[i+len(fence):]
 	block = block[:strings.Index(block, "```")]
 	if !strings.Contains(block, strings.Replace(example, "func Example() {", "func main() {", 1)) {
-		t.Fatalf("docs/readme-go.md quick start differs from Example in example_test.go:\n--- doc\n%s\n--- example\n%s", block, example)
+		t.Fatalf("README.md Go quick start differs from Example in example_test.go:\n--- doc\n%s\n--- example\n%s", block, example)
 	}
 }
