@@ -406,3 +406,59 @@ fn http2_request_is_served_and_goaway_follows_the_drain() {
     let o = s.wait();
     assert_eq!(o.cause, StopCause::GracefulCall, "{}", o.message);
 }
+
+#[test]
+fn slowloris_neither_starves_clients_nor_holds_the_drain() {
+    // SAFETY: raising our own soft fd limit to the hard one (1,000 sockets on both sides).
+    unsafe {
+        let mut l: libc::rlimit = std::mem::zeroed();
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut l);
+        l.rlim_cur = l.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+    }
+    let (s, _) = start();
+    let addr = s.local_addr();
+    // 250 clients stuck in half-sent headers, 250 trickling a body they never finish.
+    let mut slow: Vec<TcpStream> = (0..500)
+        .map(|i| {
+            let mut c = connect(addr);
+            if i % 2 == 0 {
+                c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: a")
+                    .unwrap();
+            } else {
+                c.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nab")
+                    .unwrap();
+            }
+            c
+        })
+        .collect();
+    assert!(eventually(Duration::from_secs(10), || s
+        .stats()
+        .connections_active
+        >= 500));
+    for c in slow.iter_mut().take(20) {
+        let _ = c.write_all(b"b");
+    }
+    // A normal client is served promptly in the middle of it.
+    let t0 = Instant::now();
+    let r = get(addr, "/");
+    assert_eq!(r.status, 200);
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "normal client waited {:?}",
+        t0.elapsed()
+    );
+    // The half-sent heads close at once; the slow bodies are in-flight requests the deadline
+    // cuts: the stop takes the deadline, not the clients' pace.
+    let t0 = Instant::now();
+    let o = s.shutdown(Some(Duration::from_millis(500)));
+    let took = t0.elapsed();
+    assert!(took < Duration::from_millis(1500), "stop took {took:?}");
+    assert_eq!(o.cause, StopCause::ForcedDeadline, "{}", o.message);
+    for c in slow.iter_mut() {
+        assert!(
+            closed_within(c, Duration::from_secs(2)),
+            "slow client left open"
+        );
+    }
+}
