@@ -43,11 +43,11 @@ DEFAULT_HANDLER_THREADS = min(32, (os.cpu_count() or 1) + 4)
 
 #: How long ``wait()`` blocks inside the library before Python gets a chance to run signal
 #: handlers (Ctrl-C) on the main thread.
-WAIT_SLICE_S = 0.05
+WAIT_SLICE_S = 0.02
 
 #: At interpreter exit, how long to let handler calls still running (after a forced stop)
 #: finish before the process exits without finalizing the interpreter; see ``_at_exit``.
-EXIT_GRACE_S = 0.25
+EXIT_GRACE_S = 0.05
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _MAX_U32_MS = 0xFFFFFFFE  # ~49.7 days; 0xFFFFFFFF means "no deadline" to server_shutdown
