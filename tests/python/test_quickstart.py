@@ -1,5 +1,5 @@
 """The README's Python quick start is a file that runs: examples/python/quickstart.py, quoted
-verbatim in the README's Python section (docs/readme-python.md until it is spliced in)."""
+verbatim in the README's Python section."""
 
 from __future__ import annotations
 
@@ -17,11 +17,7 @@ QUICKSTART = ROOT / "examples" / "python" / "quickstart.py"
 
 
 def readme() -> Path:
-    """README.md once its Python section is in; until then docs/readme-python.md."""
-    main = ROOT / "README.md"
-    if main.exists() and re.search(r"^## Python\b", main.read_text(), re.M):
-        return main
-    return ROOT / "docs" / "readme-python.md"
+    return ROOT / "README.md"
 
 
 def test_readme_quotes_the_quickstart_verbatim() -> None:
