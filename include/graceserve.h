@@ -259,6 +259,11 @@ typedef struct server_stream server_stream;
  * `req` is owned by the host from this moment: answer it with `server_respond` (or
  * `server_respond_stream`) now or later from any thread, and release it with
  * `server_request_free` exactly once. A request freed unanswered gets `500`.
+ *
+ * The callback must return normally: leaving it by `longjmp`, a C++ exception or
+ * `pthread_exit` (as CPython does to threads that call into Python during interpreter
+ * finalisation) aborts the process. With `inline_handler` it runs on an async worker and must
+ * not block.
  */
 typedef void (*server_handler_fn)(void *userdata, struct server_request *req);
 

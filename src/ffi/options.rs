@@ -22,6 +22,11 @@ pub const SERVER_TIMEOUT_INFINITE: u32 = u32::MAX;
 /// `req` is owned by the host from this moment: answer it with `server_respond` (or
 /// `server_respond_stream`) now or later from any thread, and release it with
 /// `server_request_free` exactly once. A request freed unanswered gets `500`.
+///
+/// The callback must return normally: leaving it by `longjmp`, a C++ exception or
+/// `pthread_exit` (as CPython does to threads that call into Python during interpreter
+/// finalisation) aborts the process. With `inline_handler` it runs on an async worker and must
+/// not block.
 pub type server_handler_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, req: *mut super::request::server_request)>;
 
