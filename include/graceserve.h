@@ -553,8 +553,8 @@ const char *server_request_path(const struct server_request *req);
 const char *server_request_query(const struct server_request *req);
 
 /**
- * Returns the peer address as `IP:PORT`, NUL-terminated, or NULL when `req` is NULL. Valid
- * until `server_request_free(req)`.
+ * Returns the peer address as `IP:PORT`, NUL-terminated (empty where the platform cannot
+ * tell, as on WASI), or NULL when `req` is NULL. Valid until `server_request_free(req)`.
  */
 const char *server_request_remote_addr(const struct server_request *req);
 

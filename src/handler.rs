@@ -25,7 +25,7 @@ pub struct Request {
     pub headers: HeaderMap,
     /// The whole request body.
     pub body: Bytes,
-    /// The peer's address.
+    /// The peer's address; `None` where the platform cannot tell (WASI).
     pub remote_addr: Option<SocketAddr>,
 }
 

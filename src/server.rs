@@ -858,7 +858,9 @@ async fn handle(
         version: parts.version,
         headers: parts.headers,
         body,
-        remote_addr: Some(peer),
+        // WASI accepts without asking for the peer (see sys::accept): an unspecified
+        // address there means "unknown", never a real client.
+        remote_addr: (!peer.ip().is_unspecified()).then_some(peer),
     };
     let (reply, rx) = Reply::channel();
     if app.inline_handler {

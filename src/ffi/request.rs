@@ -138,8 +138,8 @@ pub unsafe extern "C" fn server_request_query(req: *const server_request) -> *co
     })
 }
 
-/// Returns the peer address as `IP:PORT`, NUL-terminated, or NULL when `req` is NULL. Valid
-/// until `server_request_free(req)`.
+/// Returns the peer address as `IP:PORT`, NUL-terminated (empty where the platform cannot
+/// tell, as on WASI), or NULL when `req` is NULL. Valid until `server_request_free(req)`.
 #[no_mangle]
 pub unsafe extern "C" fn server_request_remote_addr(req: *const server_request) -> *const c_char {
     ffi_guard!(std::ptr::null(), {
