@@ -713,7 +713,14 @@ async fn serve_connection(app: Arc<App>, stream: sys::Stream, peer: SocketAddr) 
     // shut it down gracefully.
     let on_drain = || -> Option<Drain> {
         let started = requests.load(Ordering::Relaxed);
-        if !is_h2.load(Ordering::Relaxed) && probe.has_pending_input() {
+        // Unread bytes: give them their chance. Where the platform cannot peek, a connection
+        // that has not started a request yet gets the chance too (a silent one then closes
+        // after the grace instead of at once), a kept-alive one closes as idle.
+        let wait_for_bytes = match probe.pending_input() {
+            Some(pending) => pending,
+            None => started == 0,
+        };
+        if !is_h2.load(Ordering::Relaxed) && wait_for_bytes {
             return Some(Drain::Deferred {
                 until: tokio::time::Instant::now() + FIRST_BYTES_GRACE,
                 baseline: started,

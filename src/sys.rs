@@ -466,10 +466,11 @@ impl InputProbe {
         InputProbe(s.as_raw_fd())
     }
 
-    /// A non-blocking one-byte `MSG_PEEK` (on WASI, where wasi-libc may not support the flag, a
-    /// failed peek reads as "nothing pending"). Only called while the stream is alive (the
-    /// probe lives in the connection task that owns it), so the fd is valid.
-    pub(crate) fn has_pending_input(&self) -> bool {
+    /// A non-blocking one-byte `MSG_PEEK`: `Some(true)` when bytes wait, `Some(false)` when none
+    /// do (or the peer closed), `None` when the platform cannot tell (wasi-libc may reject
+    /// `MSG_PEEK`). Only called while the stream is alive (the probe lives in the connection
+    /// task that owns it), so the fd is valid.
+    pub(crate) fn pending_input(&self) -> Option<bool> {
         let mut b = 0u8;
         // SAFETY: valid fd (see above) and a one-byte buffer.
         let n = unsafe {
@@ -480,6 +481,12 @@ impl InputProbe {
                 PEEK_FLAGS,
             )
         };
-        n > 0
+        if n >= 0 {
+            return Some(n > 0);
+        }
+        match io::Error::last_os_error().kind() {
+            io::ErrorKind::WouldBlock => Some(false),
+            _ => None,
+        }
     }
 }
