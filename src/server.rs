@@ -662,6 +662,11 @@ async fn force_close(app: &App) {
 /// turn them into a request before it is closed (see `Drain::Deferred`).
 const FIRST_BYTES_GRACE: Duration = Duration::from_millis(500);
 
+/// The same grace where the platform cannot peek (WASI) and a connection has not started a
+/// request: longer, because there it may be silent or its request may be waiting for a guest
+/// that is busy with a burst (CI saw a 1,000-request burst need more than 500 ms).
+const UNKNOWN_BYTES_GRACE: Duration = Duration::from_millis(1000);
+
 /// Where one connection stands in the drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Drain {
@@ -716,13 +721,14 @@ async fn serve_connection(app: Arc<App>, stream: sys::Stream, peer: SocketAddr) 
         // Unread bytes: give them their chance. Where the platform cannot peek, a connection
         // that has not started a request yet gets the chance too (a silent one then closes
         // after the grace instead of at once), a kept-alive one closes as idle.
-        let wait_for_bytes = match probe.pending_input() {
-            Some(pending) => pending,
-            None => started == 0,
+        let grace = match probe.pending_input() {
+            Some(true) => Some(FIRST_BYTES_GRACE),
+            None if started == 0 => Some(UNKNOWN_BYTES_GRACE),
+            _ => None,
         };
-        if !is_h2.load(Ordering::Relaxed) && wait_for_bytes {
+        if let (false, Some(grace)) = (is_h2.load(Ordering::Relaxed), grace) {
             return Some(Drain::Deferred {
-                until: tokio::time::Instant::now() + FIRST_BYTES_GRACE,
+                until: tokio::time::Instant::now() + grace,
                 baseline: started,
             });
         }

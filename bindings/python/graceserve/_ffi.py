@@ -161,6 +161,11 @@ class server_header(ctypes.Structure):
 # `req` is owned by the host from this moment: answer it with `server_respond` (or
 # `server_respond_stream`) now or later from any thread, and release it with
 # `server_request_free` exactly once. A request freed unanswered gets `500`.
+#
+# The callback must return normally: leaving it by `longjmp`, a C++ exception or
+# `pthread_exit` (as CPython does to threads that call into Python during interpreter
+# finalisation) aborts the process. With `inline_handler` it runs on an async worker and must
+# not block.
 server_handler_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 # Called exactly once with `userdata` when the library no longer needs it: after the last
@@ -353,8 +358,8 @@ class Lib:
     # NUL-terminated, or NULL when `req` is NULL. Valid until `server_request_free(req)`.
     server_request_query: Callable[[Optional[int]], Optional[bytes]]
 
-    # Returns the peer address as `IP:PORT`, NUL-terminated, or NULL when `req` is NULL. Valid
-    # until `server_request_free(req)`.
+    # Returns the peer address as `IP:PORT`, NUL-terminated (empty where the platform cannot
+    # tell, as on WASI), or NULL when `req` is NULL. Valid until `server_request_free(req)`.
     server_request_remote_addr: Callable[[Optional[int]], Optional[bytes]]
 
     # Returns the HTTP version of the request: 10, 11 or 20 (0 when `req` is NULL).
