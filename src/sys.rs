@@ -189,6 +189,22 @@ mod imp {
     /// Binds and listens, non-blocking. The runtime grants the socket (`-S inherit-network`).
     pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
         let l = std::net::TcpListener::bind(addr).map_err(posix_wording)?;
+        // std listens with a backlog of 128: a burst of connections overflows it, and the
+        // kernel then completes some of them only after later ones (SYN-ACK retransmits), so
+        // a drain can close the listener on connections their clients already count as
+        // accepted. Ask for the native hosts' backlog (wasi-libc turns a second listen() into
+        // wasi:sockets set-listen-backlog-size).
+        {
+            use std::os::fd::AsRawFd;
+            // SAFETY: a valid listening socket descriptor owned by `l`.
+            let rc = unsafe { libc::listen(l.as_raw_fd(), 1024) };
+            if rc != 0 {
+                tracing::debug!(
+                    "cannot raise the listen backlog: {}",
+                    io::Error::last_os_error()
+                );
+            }
+        }
         l.set_nonblocking(true)?;
         Ok(l)
     }
