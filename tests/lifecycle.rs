@@ -462,3 +462,23 @@ fn slowloris_neither_starves_clients_nor_holds_the_drain() {
         );
     }
 }
+
+#[test]
+fn keepalive_idle_timeout_closes_idle_connections_only() {
+    let mut c = cfg();
+    c.keepalive_idle_timeout = Duration::from_millis(300);
+    c.header_read_timeout = Duration::from_secs(30);
+    let s = Server::start(c, None).unwrap();
+    let addr = s.local_addr();
+    let mut idle = connect(addr);
+    assert_eq!(roundtrip(&mut idle, "GET", "/", b"").unwrap().status, 200);
+    let mut busy = connect(addr);
+    // A connection in use every 100 ms outlives several idle periods.
+    for _ in 0..12 {
+        assert_eq!(roundtrip(&mut busy, "GET", "/", b"").unwrap().status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The idle one was closed by the server meanwhile.
+    assert!(closed_within(&mut idle, Duration::from_millis(100)));
+    assert!(s.shutdown(Some(Duration::from_secs(1))).cause.is_graceful());
+}
