@@ -1,12 +1,11 @@
-//! Generates include/graceserve.h from src/ffi with cbindgen. With GRACESERVE_CHECK_HEADER=1 the
-//! build fails instead when the committed header differs from a fresh generation (CI drift check).
+//! Generates include/graceserve.h from src/ffi with cbindgen, rewriting it only when it changed.
+//! The drift check is `make test-header`: build, then `git diff --exit-code` on the header.
 
 use std::path::PathBuf;
 
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=cbindgen.toml");
-    println!("cargo:rerun-if-env-changed=GRACESERVE_CHECK_HEADER");
 
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     if target_os == "linux" {
@@ -40,12 +39,6 @@ fn main() {
     let current = std::fs::read(&out).unwrap_or_default();
     if current == fresh {
         return;
-    }
-    if std::env::var("GRACESERVE_CHECK_HEADER").as_deref() == Ok("1") {
-        panic!(
-            "include/graceserve.h is stale: it differs from what src/ffi generates. \
-             Run `cargo build` and commit the header."
-        );
     }
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, fresh).expect("write include/graceserve.h");
