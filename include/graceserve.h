@@ -16,10 +16,26 @@
  *       #include "graceserve.h"
  *       int main(void) { server_start(NULL); return server_wait(); }
  *
+ * SEVERAL SERVERS
+ *   The fixed names drive the process's default server. Any number of further servers run
+ *   beside it as handles, with the same calls and semantics:
+ *       server_instance *admin;
+ *       server_instance_start(&admin, &opts);     ... server_instance_shutdown(admin, ms);
+ *       server_instance_wait(admin);              server_instance_free(admin);
+ *   Each has its own runtime, threads, limits and outcome. One SIGINT/SIGTERM drains every
+ *   server started with SERVER_SIGNALS_LIBRARY; a second forces those still draining.
+ *
  * THREADING
  *   Every function may be called from any thread unless its documentation says otherwise.
  *   Handlers run on library-owned handler threads, possibly many at once; they must be
- *   thread-safe. server_wait() must not be called from a handler thread.
+ *   thread-safe. A server's wait must not be called from its own handler threads (it returns
+ *   SERVER_ERR_WRONG_THREAD there; shutdown returns SERVER_DRAINING), and a handle must not be
+ *   freed while another call on it is in progress.
+ *
+ * ABI
+ *   SERVER_ABI_VERSION changes only when an existing signature or layout changes. Structs that
+ *   grow (server_options, server_stats) carry a version: the library reads and writes only the
+ *   fields of the caller's version, so a program built against an older header keeps working.
  *
  * MEMORY
  *   Everything the host passes in is copied before the call returns. Pointers the library
@@ -33,10 +49,12 @@
  *
  * SIGNALS
  *   With SERVER_SIGNALS_LIBRARY (the default) the library installs SIGINT/SIGTERM handlers with
- *   SA_ONSTACK|SA_RESTART|SA_SIGINFO while the server runs, chains a previous custom handler,
- *   and restores the previous actions when it stops. The first signal drains (deadline
- *   signal_drain_timeout_ms), a second forces. Library threads block SIGPIPE. fork() after
- *   server_start is unsupported.
+ *   SA_ONSTACK|SA_RESTART|SA_SIGINFO while at least one such server runs, chains a previous
+ *   custom handler, and restores the previous actions when the last one stops. The first
+ *   signal drains every such server (deadline signal_drain_timeout_ms each), a second forces.
+ *   With SERVER_SIGNALS_HOST the library installs nothing: forward signals with
+ *   server_notify_signal (default server) or server_instance_notify_signal (an instance), both
+ *   async-signal-safe. Library threads block SIGPIPE. fork() after a start is unsupported.
  *
  * LOGGING
  *   Quiet by default; set GRACESERVE_LOG=info (or debug, trace) for logs on stderr.
@@ -48,18 +66,29 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
 /** Initialiser for a server_options with every default (same as server_options_init). */
 #define SERVER_OPTIONS_INIT { SERVER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, SERVER_SIGNALS_LIBRARY, 5000, 0, 512, false, 10000, 30000, 60000, 65536, 8388608 }
 
+/** Initialiser for a server_stats to pass to server_instance_get_stats / server_get_stats. */
+#define SERVER_STATS_INIT { SERVER_STATS_VERSION, 0, 0, 0, 0 }
+
 
 /**
- * The version of this ABI. Bindings check it at load time; it changes only when an existing
- * signature or struct layout changes (never for an appended export or field).
+ * The version of this ABI. Bindings check it at load time. It changes only when an existing
+ * signature or struct layout changes (never for an appended export, an appended field of a
+ * versioned struct, or a new result code). 2: `server_stats` carries a `version` (so it can
+ * grow) and the `server_instance` handle API was added.
  */
-#define SERVER_ABI_VERSION 1
+#define SERVER_ABI_VERSION 2
 
 /**
- * The options layout this header describes. Pass it to `server_options_init`.
+ * The newest `server_stats` layout this header describes.
+ */
+#define SERVER_STATS_VERSION 1
+
+/**
+ * The newest options layout this header describes. Pass it to `server_options_init`.
  */
 #define SERVER_OPTIONS_VERSION 1
 
@@ -69,7 +98,8 @@
 #define SERVER_SIGNALS_LIBRARY 0
 
 /**
- * The host owns signals; it calls `server_notify_signal` or `server_shutdown` itself.
+ * The host owns signals; it forwards them (`server_notify_signal` for the default server,
+ * `server_instance_notify_signal` for an instance) or calls shutdown itself.
  */
 #define SERVER_SIGNALS_HOST 1
 
@@ -79,7 +109,7 @@
 #define SERVER_TIMEOUT_INFINITE UINT32_MAX
 
 /**
- * Why the server stopped, as read by `server_last_stop_cause`.
+ * Why a server stopped, as read by `server_instance_stop_cause` / `server_last_stop_cause`.
  */
 enum server_stop_cause
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -95,7 +125,7 @@ enum server_stop_cause
    */
   SERVER_CAUSE_GRACEFUL_SIGNAL = 1,
   /**
-   * `server_shutdown` started the drain; every connection finished in time (exit status 0).
+   * A shutdown call started the drain; every connection finished in time (exit status 0).
    */
   SERVER_CAUSE_GRACEFUL_CALL = 2,
   /**
@@ -115,8 +145,8 @@ enum server_stop_cause
    */
   SERVER_CAUSE_FORCED_SECOND_SIGNAL = 6,
   /**
-   * `server_start` rejected the options (version, out-of-range value, bad UTF-8) before
-   * anything started (exit status 1).
+   * The start rejected the options (version, out-of-range value, bad UTF-8) before anything
+   * started (exit status 1).
    */
   SERVER_CAUSE_INVALID_OPTIONS = 7,
 };
@@ -236,6 +266,20 @@ typedef uint32_t server_result;
 #endif // __cplusplus
 
 /**
+ * A server started with `server_instance_start`. Opaque.
+ *
+ * Lifecycle: `server_instance_start` → serve → drain (`server_instance_shutdown`, a signal
+ * with `SERVER_SIGNALS_LIBRARY`, or `server_instance_notify_signal`) →
+ * `server_instance_wait` → `server_instance_free`. Reading calls (`_local_port`,
+ * `_local_addr`, `_get_stats`, `_stop_cause`) work until the free, also after the stop.
+ *
+ * Threading: every call but `server_instance_free` may be made from any thread, concurrently.
+ * `server_instance_free` must be the last call on the handle, made once no other call on it is
+ * in progress.
+ */
+typedef struct server_instance server_instance;
+
+/**
  * One request, fully read. Opaque. Created by the library for each handler call; owned by the
  * host until it passes it to `server_request_free` (exactly once).
  *
@@ -270,30 +314,33 @@ typedef void (*server_handler_fn)(void *userdata, struct server_request *req);
 /**
  * Called exactly once with `userdata` when the library no longer needs it: after the last
  * handler call has returned — normally before `server_wait` returns; after a forced stop with a
- * handler still stuck in host code, when that call returns — and also when `server_start`
- * fails after reading the options. Not called when `server_start` returns
- * `SERVER_ERR_VERSION` or `SERVER_ERR_ALREADY_RUNNING`: the
- * options were not read and `userdata` stays yours.
+ * handler still stuck in host code, when that call returns — and also when the start fails
+ * after reading the options. Not called when the start returns `SERVER_ERR_VERSION` or
+ * `SERVER_ERR_ALREADY_RUNNING`: the options were not read and `userdata` stays yours.
  */
 typedef void (*server_userdata_drop_fn)(void *userdata);
 
 /**
  * Server options. Initialise with `server_options_init(&opts, SERVER_OPTIONS_VERSION)` (or
  * `SERVER_OPTIONS_INIT`), then set fields. A zero numeric field means "the default", except
- * `signal_drain_timeout_ms`. Fields are only ever appended; `version`
- * tells the library how much of the struct the caller knows.
+ * `signal_drain_timeout_ms`.
  *
- * The library copies everything it needs during `server_start`; the struct and the `addr`
- * string may be freed once it returns.
+ * Growth: fields are only ever appended, and each `version` has a fixed size. The library
+ * reads (and `server_options_init` writes) only the fields of the caller's `version`; fields
+ * added later take their defaults. A program built against an older header keeps working
+ * with a newer library.
+ *
+ * The library copies everything it needs during the start call; the struct and its strings
+ * may be freed once it returns.
  */
 typedef struct server_options {
   /**
-   * Must be `SERVER_OPTIONS_VERSION` (or an older version this library accepts).
+   * `SERVER_OPTIONS_VERSION` of the header the caller was built with (or any older version).
    */
   uint32_t version;
   /**
-   * `HOST:PORT` to listen on, NUL-terminated UTF-8; NULL means `127.0.0.1:8080`. Port 0 picks
-   * a free port (read it back with `server_local_port`).
+   * `HOST:PORT` to listen on, NUL-terminated UTF-8; NULL means `127.0.0.1:8080`. Port 0
+   * picks a free port (read it back with `server_local_port`).
    */
   const char *addr;
   /**
@@ -353,9 +400,16 @@ typedef struct server_options {
 } server_options;
 
 /**
- * Live counters, filled by `server_get_stats`.
+ * Live counters, filled by `server_instance_get_stats` / `server_get_stats`. Set `version`
+ * to `SERVER_STATS_VERSION` before the call: the library writes only the fields of that
+ * version (counters are only ever appended), so a program built against an older header
+ * keeps working with a newer library.
  */
 typedef struct server_stats {
+  /**
+   * Set by the caller: the layout it was built with.
+   */
+  uint32_t version;
   /**
    * Connections open now.
    */
@@ -402,15 +456,16 @@ extern "C" {
 #endif // __cplusplus
 
 /**
- * Returns the fixed, static, NUL-terminated text for a result code (any `int`; unknown values
- * give "unknown result code"). Never NULL; never free it. Any thread.
+ * Returns the fixed, static, NUL-terminated text for a result code (any `int`; unknown
+ * values give "unknown result code"). Never NULL; never free it. Any thread.
  */
 const char *server_result_str(int code);
 
 /**
- * Returns the detailed message of the last failed graceserve call on the calling thread, e.g.
- * `cannot listen on 127.0.0.1:8080: Address already in use (os error 98)`, or the account of a
- * failed/forced stop after `server_wait`. Empty string when there is none. Never NULL.
+ * Returns the detailed message of the last failed graceserve call on the calling thread,
+ * e.g. `cannot listen on 127.0.0.1:8080: Address already in use (os error 98)`, or the
+ * account of a failed/forced stop after `server_wait`. Empty string when there is none.
+ * Never NULL.
  *
  * Lifetime: valid until the next graceserve call on the same thread; copy it to keep it.
  * Thread-safety: per thread; each thread sees its own last error.
@@ -424,95 +479,223 @@ const char *server_last_error(void);
 int server_last_error_code(void);
 
 /**
- * Starts the server: validates `opts`, binds synchronously, installs signal handlers (unless
- * `opts->signals` is `SERVER_SIGNALS_HOST`), and serves on background threads. `opts` may be
- * NULL for the defaults: `127.0.0.1:8080`, the built-in `200 OK` handler, library signal
- * handling, a 5000 ms drain deadline for signal-started drains.
+ * Starts a server: validates `opts`, binds synchronously, and serves on background threads
+ * of its own. Any number of instances may run at once (and beside the default server of
+ * `server_start`). `opts` may be NULL for the defaults (`127.0.0.1:8080`, the built-in
+ * `200 OK` handler, library signal handling).
  *
- * Returns `SERVER_OK`, or on failure (nothing keeps running; `server_last_error()` names the
- * address and the OS error; `server_wait()` then returns 1):
+ * Signals: with `SERVER_SIGNALS_LIBRARY` the instance listens for SIGINT/SIGTERM: one
+ * signal drains every listening instance (each with its own `signal_drain_timeout_ms`), a
+ * second forces every one still draining; `server_notify_signal` reaches them too. The
+ * handlers are installed while at least one listening server runs and the previous
+ * actions come back when the last one stops. With `SERVER_SIGNALS_HOST` the library never
+ * touches the instance on a signal; forward one with `server_instance_notify_signal`.
+ *
+ * Returns `SERVER_OK` with `*out` set to a new handle, or (with `*out` set to NULL,
+ * nothing running, and `server_last_error()` naming the address and the OS error):
  * `SERVER_ERR_INVALID_ADDRESS`, `SERVER_ERR_ADDR_IN_USE`, `SERVER_ERR_PERMISSION_DENIED`,
  * `SERVER_ERR_BIND`, `SERVER_ERR_SIGNALS`, `SERVER_ERR_RUNTIME`, `SERVER_ERR_VERSION`,
- * `SERVER_ERR_INVALID_ARGUMENT`, or `SERVER_ERR_ALREADY_RUNNING` (a server is running; it is
- * left alone).
+ * `SERVER_ERR_INVALID_ARGUMENT`, `SERVER_ERR_NULL_PARAMETER` (`out` is NULL).
  *
- * Ownership: `opts` and its strings are copied; `opts->userdata` is the library's until it calls
- * `opts->userdata_drop` (exactly once, also when start fails after reading the options).
- * Threading: any thread; concurrent starts are serialised and only one succeeds. A drained but
- * not yet waited server is torn down first. Not after `fork()`.
+ * Ownership: `opts` and its strings are copied; `opts->userdata` is the library's until it
+ * calls `opts->userdata_drop` (exactly once, also when the start fails after reading the
+ * options). The handle is the caller's: release it with `server_instance_free`.
+ * Threading: any thread. Not after `fork()`.
+ */
+int server_instance_start(struct server_instance **out, const struct server_options *opts);
+
+/**
+ * Drains `srv` gracefully and blocks until it has stopped: stop accepting, close idle
+ * connections, let in-flight requests finish, and at `timeout_ms` from now close whatever
+ * is left (`SERVER_TIMEOUT_INFINITE`: no deadline; 0: at once). A drain already under way
+ * keeps the earlier deadline. Returns with the instance torn down (runtime gone, signal
+ * handlers restored if it was the last listener).
+ *
+ * Returns `SERVER_OK` (every connection finished), `SERVER_ERR_FORCED` (deadline hit),
+ * `SERVER_ERR_RUNTIME`, `SERVER_ERR_NULL_PARAMETER`, or `SERVER_DRAINING` when called from
+ * one of this instance's own handler or runtime threads: the drain has begun, but that
+ * thread cannot wait for a drain that waits for it. Idempotent; any thread, concurrently.
+ */
+int server_instance_shutdown(struct server_instance *srv, uint32_t timeout_ms);
+
+/**
+ * Blocks until `srv` has stopped (a signal, a shutdown call, a failure), tears its
+ * runtime down on the calling thread and returns the exit status: 0 after a graceful stop,
+ * 1 after a failure or a forced drain (`server_last_error()` then says why). Other values
+ * are misuse: `SERVER_ERR_NULL_PARAMETER`, `SERVER_ERR_WRONG_THREAD` (called from one of
+ * this instance's handler or runtime threads). Any other thread; several may wait at once.
+ */
+int server_instance_wait(struct server_instance *srv);
+
+/**
+ * Like `server_instance_wait`, but returns `SERVER_STILL_RUNNING` if `srv` has not stopped
+ * within `timeout_ms` (0 polls).
+ */
+int server_instance_wait_timeout(struct server_instance *srv, uint32_t timeout_ms);
+
+/**
+ * Delivers `signum` to `srv` as if the library's handler had caught it: the first call
+ * starts a graceful drain with the signal drain deadline, a later one forces the stop.
+ * Async-signal-safe (no locks, no allocation): call it from your own signal handler when
+ * the instance runs with `SERVER_SIGNALS_HOST`.
+ *
+ * Returns `SERVER_OK`, `SERVER_ERR_INVALID_ARGUMENT` (`signum <= 0`) or
+ * `SERVER_ERR_NULL_PARAMETER`. Does not set the last error (that would allocate).
+ */
+int server_instance_notify_signal(struct server_instance *srv, int signum);
+
+/**
+ * Returns the port `srv` is bound to (the real one when port 0 was asked for), also after
+ * it stopped; 0 when `srv` is NULL. Any thread.
+ */
+uint16_t server_instance_local_port(const struct server_instance *srv);
+
+/**
+ * Writes the address `srv` is bound to as `HOST:PORT` (IPv6 as `[::1]:PORT`),
+ * NUL-terminated, into `buf` of `len` bytes; `*out_len` (may be NULL) receives the length
+ * without the NUL.
+ *
+ * Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER` or `SERVER_ERR_BUFFER_TOO_SMALL`
+ * (`*out_len` still tells the size needed). 64 bytes always fit.
+ */
+int server_instance_local_addr(const struct server_instance *srv,
+                               char *buf,
+                               size_t len,
+                               size_t *out_len);
+
+/**
+ * Fills `*out` with `srv`'s live counters (the fields of `out->version`, which the caller
+ * sets to `SERVER_STATS_VERSION`).
+ *
+ * Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER` or `SERVER_ERR_VERSION`. Any thread.
+ */
+int server_instance_get_stats(const struct server_instance *srv, struct server_stats *out);
+
+/**
+ * Returns why `srv` stopped (`SERVER_CAUSE_NONE` while it runs, or when `srv` is NULL).
+ * Any thread.
+ */
+server_stop_cause server_instance_stop_cause(const struct server_instance *srv);
+
+/**
+ * Releases `srv`. A running instance is stopped first, as `MHD_stop_daemon` does: the
+ * drain is forced at once (deadline 0: in-flight requests are cut) and the call waits
+ * until it is torn down. Called from one of the instance's own handler threads, it forces
+ * the stop without waiting for that thread; the rest is released in the background.
+ * NULL does nothing. Exactly once per handle, as its last call.
+ */
+void server_instance_free(struct server_instance *srv);
+
+/**
+ * Returns the exit status a stop cause amounts to, as `server_wait` returns it: 0 for
+ * the graceful causes, 1 for the others. `SERVER_ERR_NOT_RUNNING` for
+ * `SERVER_CAUSE_NONE` (nothing stopped yet) and `SERVER_ERR_INVALID_ARGUMENT` for a value
+ * that is not a cause. Lets bindings translate a cause without deciding the status again.
+ */
+int server_stop_cause_exit_status(uint32_t cause);
+
+/**
+ * Starts the process's default server: validates `opts`, binds synchronously, installs
+ * signal handlers (unless `opts->signals` is `SERVER_SIGNALS_HOST`), and serves on
+ * background threads. `opts` may be NULL for the defaults: `127.0.0.1:8080`, the built-in
+ * `200 OK` handler, library signal handling, a 5000 ms drain deadline for signal-started
+ * drains. Instances (`server_instance_start`) may run beside it.
+ *
+ * Returns `SERVER_OK`, or on failure (nothing keeps running; `server_last_error()` names
+ * the address and the OS error; `server_wait()` then returns 1):
+ * `SERVER_ERR_INVALID_ADDRESS`, `SERVER_ERR_ADDR_IN_USE`, `SERVER_ERR_PERMISSION_DENIED`,
+ * `SERVER_ERR_BIND`, `SERVER_ERR_SIGNALS`, `SERVER_ERR_RUNTIME`, `SERVER_ERR_VERSION`,
+ * `SERVER_ERR_INVALID_ARGUMENT`, or `SERVER_ERR_ALREADY_RUNNING` (the default server is
+ * running; it is left alone).
+ *
+ * Ownership: `opts` and its strings are copied; `opts->userdata` is the library's until it
+ * calls `opts->userdata_drop` (exactly once, also when start fails after reading the
+ * options). Threading: any thread; concurrent starts are serialised and only one succeeds.
+ * A drained but not yet waited default server is torn down first. Not after `fork()`.
  */
 int server_start(const struct server_options *opts);
 
 /**
- * Starts a graceful drain and blocks until it ends: stop accepting, close idle connections,
- * let in-flight requests finish, and at `timeout_ms` from now close whatever is left. A drain
- * already under way keeps the earlier deadline. `SERVER_TIMEOUT_INFINITE` waits without a
- * deadline; 0 closes in-flight connections at once. When it returns from a non-handler thread
- * the server is fully stopped (runtime gone, signal handlers restored).
+ * Starts a graceful drain of the default server and blocks until it ends: stop accepting,
+ * close idle connections, let in-flight requests finish, and at `timeout_ms` from now
+ * close whatever is left. A drain already under way keeps the earlier deadline.
+ * `SERVER_TIMEOUT_INFINITE` waits without a deadline; 0 closes in-flight connections at
+ * once. When it returns from a non-handler thread the server is fully stopped (runtime
+ * gone, signal handlers restored).
  *
  * Returns `SERVER_OK` (every connection finished), `SERVER_ERR_FORCED` (deadline hit),
  * `SERVER_ERR_RUNTIME`, `SERVER_ERR_NOT_RUNNING` (never started, or start failed), or
- * `SERVER_DRAINING` when called from a handler thread: the drain has begun, but that thread
- * cannot wait for a drain that waits for its own request.
+ * `SERVER_DRAINING` when called from one of its handler threads: the drain has begun,
+ * but that thread cannot wait for a drain that waits for its own request.
  *
  * Idempotent: later calls return the same result. Any thread, concurrently.
  */
 int server_shutdown(uint32_t timeout_ms);
 
 /**
- * Blocks until the server has fully stopped (after a signal or `server_shutdown`), tears the
- * runtime down on the calling thread, restores signal handlers, and returns the exit status for
- * `main`: 0 after a graceful stop, 1 after a failure (including a failed `server_start`) or a
- * forced drain; `server_last_error()` then describes it. Other values are API misuse:
- * `SERVER_ERR_NOT_RUNNING` (no start in this process), `SERVER_ERR_WRONG_THREAD` (called from a
- * handler or runtime thread), `SERVER_ERR_PANIC`.
+ * Blocks until the default server has fully stopped (after a signal or
+ * `server_shutdown`), tears the runtime down on the calling thread, restores signal
+ * handlers, and returns the exit status for `main`: 0 after a graceful stop, 1 after a
+ * failure (including a failed `server_start`) or a forced drain; `server_last_error()` then
+ * describes it. Other values are API misuse: `SERVER_ERR_NOT_RUNNING` (no start in this
+ * process), `SERVER_ERR_WRONG_THREAD` (called from one of its handler or runtime threads),
+ * `SERVER_ERR_PANIC`.
  *
- * Any thread that is not a handler thread; several threads may wait at once.
+ * Any thread that is not one of its handler threads; several threads may wait at once.
  */
 int server_wait(void);
 
 /**
- * Like `server_wait`, but returns `SERVER_STILL_RUNNING` if the server has not stopped within
- * `timeout_ms` (0 polls). Lets hosts such as Python wait in slices and stay interruptible.
+ * Like `server_wait`, but returns `SERVER_STILL_RUNNING` if the default server has not
+ * stopped within `timeout_ms` (0 polls). Lets hosts such as Python wait in slices and stay
+ * interruptible.
  */
 int server_wait_timeout(uint32_t timeout_ms);
 
 /**
- * Delivers `signum` to the running server as if the library's own handler had caught it: the
- * first call starts a graceful drain with the signal drain deadline, a later one forces the
- * stop. Async-signal-safe (no locks, no allocation): call it from your own signal handler when
- * you run with `SERVER_SIGNALS_HOST`.
+ * Delivers `signum` to every server that listens for process-wide signals, as if the
+ * library's own handler had caught it: every instance started with
+ * `SERVER_SIGNALS_LIBRARY`, and the default server whatever its signal policy (so a host
+ * that owns signals forwards them to it with this call). On each, the first call starts a
+ * graceful drain with its signal drain deadline, a later one forces the stop. Instances
+ * started with `SERVER_SIGNALS_HOST` are not touched (use `server_instance_notify_signal`).
+ * Async-signal-safe (no locks, no allocation): call it from your own signal handler.
  *
- * Returns `SERVER_OK`, `SERVER_ERR_INVALID_ARGUMENT` (`signum <= 0`) or
- * `SERVER_ERR_NOT_RUNNING`. Does not set the last error (that would allocate).
+ * Returns `SERVER_OK` (at least one server got it), `SERVER_ERR_INVALID_ARGUMENT`
+ * (`signum <= 0`) or `SERVER_ERR_NOT_RUNNING` (none listens). Does not set the last error
+ * (that would allocate).
  */
 int server_notify_signal(int signum);
 
 /**
- * Returns why the last server stopped (`SERVER_CAUSE_NONE` while it runs or before any start).
- * Any thread.
+ * Returns why the default server stopped (`SERVER_CAUSE_NONE` while it runs or before any
+ * start). Any thread.
  */
 server_stop_cause server_last_stop_cause(void);
 
 /**
- * Returns the bound port of the running (or drained, not yet waited) server; 0 when there is
- * none. Any thread.
+ * Returns the bound port of the running (or drained, not yet waited) default server; 0
+ * when there is none. Any thread.
  */
 uint16_t server_local_port(void);
 
 /**
- * Writes the bound address as `HOST:PORT` (IPv6 as `[::1]:PORT`), NUL-terminated, into `buf`
- * of `len` bytes; `*out_len` (may be NULL) receives the length without the NUL.
+ * Writes the bound address of the default server as `HOST:PORT` (IPv6 as `[::1]:PORT`),
+ * NUL-terminated, into `buf` of `len` bytes; `*out_len` (may be NULL) receives the length
+ * without the NUL.
  *
  * Returns `SERVER_OK`, `SERVER_ERR_NOT_RUNNING`, `SERVER_ERR_NULL_PARAMETER` or
- * `SERVER_ERR_BUFFER_TOO_SMALL` (`*out_len` still tells the size needed). 64 bytes always fit.
+ * `SERVER_ERR_BUFFER_TOO_SMALL` (`*out_len` still tells the size needed). 64 bytes always
+ * fit.
  */
 int server_local_addr(char *buf, size_t len, size_t *out_len);
 
 /**
- * Fills `*out` with live counters of the running server.
+ * Fills `*out` with live counters of the running default server (the fields of
+ * `out->version`, which the caller sets to `SERVER_STATS_VERSION`).
  *
- * Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER` or `SERVER_ERR_NOT_RUNNING`. Any thread.
+ * Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER`, `SERVER_ERR_VERSION` or
+ * `SERVER_ERR_NOT_RUNNING`. Any thread.
  */
 int server_get_stats(struct server_stats *out);
 
@@ -522,12 +705,15 @@ int server_get_stats(struct server_stats *out);
 const char *server_version(void);
 
 /**
- * Returns `SERVER_ABI_VERSION` as compiled into the library, for bindings to check at load time.
+ * Returns `SERVER_ABI_VERSION` as compiled into the library, for bindings to check at
+ * load time.
  */
 uint32_t server_abi_version(void);
 
 /**
- * Fills `*out` with the defaults for options layout `version`.
+ * Fills `*out` with the defaults for options layout `version`, writing only the bytes of
+ * that version (a program built against an older header passes its own
+ * `SERVER_OPTIONS_VERSION` and gets no write past its struct).
  *
  * Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER` (out is NULL) or `SERVER_ERR_VERSION`.
  * Any thread.
@@ -535,14 +721,14 @@ uint32_t server_abi_version(void);
 int server_options_init(struct server_options *out, uint32_t version);
 
 /**
- * Returns the request method (`GET`, `POST`, …) as a NUL-terminated string, or NULL when `req`
- * is NULL. Valid until `server_request_free(req)`.
+ * Returns the request method (`GET`, `POST`, …) as a NUL-terminated string, or NULL when
+ * `req` is NULL. Valid until `server_request_free(req)`.
  */
 const char *server_request_method(const struct server_request *req);
 
 /**
- * Returns the request path (`/sleep`, percent-encoding as sent), NUL-terminated, or NULL when
- * `req` is NULL. Valid until `server_request_free(req)`.
+ * Returns the request path (`/sleep`, percent-encoding as sent), NUL-terminated, or NULL
+ * when `req` is NULL. Valid until `server_request_free(req)`.
  */
 const char *server_request_path(const struct server_request *req);
 
@@ -583,8 +769,9 @@ int server_request_header(const struct server_request *req,
 size_t server_request_header_count(const struct server_request *req);
 
 /**
- * Points `*name`/`*name_len` (lower-case) and `*value`/`*value_len` at header field `index`
- * (0-based, in arrival order grouped by name). Valid until `server_request_free(req)`.
+ * Points `*name`/`*name_len` (lower-case) and `*value`/`*value_len` at header field
+ * `index` (0-based, in arrival order grouped by name). Valid until
+ * `server_request_free(req)`.
  *
  * Returns `SERVER_OK`, `SERVER_ERR_NOT_FOUND` (index out of range) or
  * `SERVER_ERR_NULL_PARAMETER`.
@@ -597,24 +784,34 @@ int server_request_header_at(const struct server_request *req,
                              size_t *value_len);
 
 /**
- * Points `*out`/`*out_len` at the whole request body (`*out_len` is 0 for none; `*out` is then
- * a valid non-NULL pointer to zero bytes). Valid until `server_request_free(req)`.
+ * Points `*out`/`*out_len` at the whole request body (`*out_len` is 0 for none; `*out` is
+ * then a valid non-NULL pointer to zero bytes). Valid until `server_request_free(req)`.
  *
  * Returns `SERVER_OK` or `SERVER_ERR_NULL_PARAMETER`.
  */
 int server_request_body(const struct server_request *req, const uint8_t **out, size_t *out_len);
 
 /**
- * Returns 1 when the answer can no longer reach the client (the client went away or the stop
- * was forced), 0 otherwise (also after the request was answered, or when `req` is NULL).
- * Any thread, until `server_request_free(req)`.
+ * Returns 1 when the answer can no longer reach the client (the client went away or the
+ * stop was forced), 0 otherwise (also after the request was answered, or when `req` is
+ * NULL). Any thread, until `server_request_free(req)`.
  */
 int server_request_cancelled(const struct server_request *req);
 
 /**
+ * Releases `req`. If it was never answered the client gets `500 Internal Server Error`.
+ * NULL does nothing. Exactly once per request, from any thread; `req` is invalid
+ * afterwards.
+ */
+void server_request_free(struct server_request *req);
+
+/**
  * Answers `req` with `status`, `n_headers` headers and the `body_len` bytes at `body`. The
- * library copies headers and body before returning. `Content-Length` is set for you. Does not
- * free `req` (call `server_request_free`).
+ * library copies headers and body before returning. The library frames the body itself:
+ * it sets `Content-Length` and drops a handler's own `Content-Length`,
+ * `Transfer-Encoding`, `Keep-Alive`, `Proxy-Connection` and `Upgrade`; a `Connection`
+ * header with a `close` token closes the connection after this response (HTTP/1.1). Does
+ * not free `req` (call `server_request_free`).
  *
  * Returns `SERVER_OK`; `SERVER_ERR_CLOSED` (client gone or stop forced: nothing was sent);
  * `SERVER_ERR_ALREADY_USED` (already answered); `SERVER_ERR_INVALID_ARGUMENT` (bad status or
@@ -657,12 +854,6 @@ int server_stream_write(struct server_stream *stream, const uint8_t *data, size_
  * Ends the streamed body and frees `stream`. NULL does nothing. Any thread.
  */
 void server_stream_free(struct server_stream *stream);
-
-/**
- * Releases `req`. If it was never answered the client gets `500 Internal Server Error`. NULL
- * does nothing. Exactly once per request, from any thread; `req` is invalid afterwards.
- */
-void server_request_free(struct server_request *req);
 
 #ifdef __cplusplus
 }  // extern "C"

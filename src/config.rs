@@ -1,33 +1,38 @@
 //! Server configuration: every knob a host can turn, with the defaults a host gets when it
-//! turns none of them.
+//! turns none of them. The numbers themselves live in `defaults.rs` (shared with the C header).
 
 use std::time::Duration;
 
-/// Default listen address when none is given.
-pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
-/// Default drain deadline for drains started by a signal.
-pub const DEFAULT_SIGNAL_DRAIN_TIMEOUT: Duration = Duration::from_millis(5000);
-/// Default cap on concurrently open connections.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
-/// Default time a client has to send a complete request head (slowloris guard).
-pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Default cap on a request body.
-pub const DEFAULT_MAX_BODY_BYTES: u64 = 8 * 1024 * 1024;
-/// Default cap on the bytes of a request head (request line plus headers).
-pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
-/// Default time an idle keep-alive connection is kept open between requests.
-pub const DEFAULT_KEEPALIVE_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default cap on threads that run host handlers.
-pub const DEFAULT_HANDLER_THREADS: usize = 512;
+pub use crate::defaults::{
+    DEFAULT_ADDR, DEFAULT_HANDLER_THREADS, DEFAULT_HEADER_READ_TIMEOUT_MS,
+    DEFAULT_KEEPALIVE_IDLE_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_SIGNAL_DRAIN_TIMEOUT_MS,
+};
 
-/// Who turns SIGINT/SIGTERM into a drain.
+/// Default drain deadline for drains started by a signal.
+pub const DEFAULT_SIGNAL_DRAIN_TIMEOUT: Duration =
+    Duration::from_millis(DEFAULT_SIGNAL_DRAIN_TIMEOUT_MS as u64);
+/// Default time a client has to send a complete request head (slowloris guard).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration =
+    Duration::from_millis(DEFAULT_HEADER_READ_TIMEOUT_MS as u64);
+/// Default time an idle keep-alive connection is kept open between requests.
+pub const DEFAULT_KEEPALIVE_IDLE_TIMEOUT: Duration =
+    Duration::from_millis(DEFAULT_KEEPALIVE_IDLE_TIMEOUT_MS as u64);
+
+/// Who turns SIGINT/SIGTERM into a drain, and which calls reach the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignalPolicy {
-    /// The library installs its own `sigaction` handlers for SIGINT and SIGTERM while the
-    /// server runs (the C default), and restores the previous ones when it stops.
+    /// The library installs its own `sigaction` handlers for SIGINT and SIGTERM while at least
+    /// one such server runs (restoring the previous ones when the last stops); every such server
+    /// receives each signal, and [`crate::notify_signal`] reaches it too.
     Library,
-    /// The host owns signals; it calls [`crate::notify_signal`] (or shuts down) itself.
+    /// The host owns signals and forwards them with the process-wide [`crate::notify_signal`]
+    /// (or [`crate::Server::signal_sender`]); the library installs nothing.
     Host,
+    /// The host owns signals; only this server's own handle reaches it
+    /// ([`crate::Server::signal`], [`crate::Server::signal_sender`]). Process-wide
+    /// notifications pass it by.
+    Isolated,
 }
 
 /// Everything [`crate::Server::start`] needs to know.
@@ -66,12 +71,12 @@ impl Default for Config {
             signals: SignalPolicy::Host,
             signal_drain_timeout: DEFAULT_SIGNAL_DRAIN_TIMEOUT,
             worker_threads: 0,
-            handler_threads: DEFAULT_HANDLER_THREADS,
+            handler_threads: DEFAULT_HANDLER_THREADS as usize,
             inline_handler: false,
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections: DEFAULT_MAX_CONNECTIONS as usize,
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES as usize,
             keepalive_idle_timeout: DEFAULT_KEEPALIVE_IDLE_TIMEOUT,
         }
     }
@@ -84,6 +89,23 @@ impl Config {
             addr: addr.into(),
             ..Config::default()
         }
+    }
+
+    /// Checks the values a host can get wrong; the message names the field.
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 {
+            return Err("max_connections must be at least 1".into());
+        }
+        if self.handler_threads == 0 {
+            return Err("handler_threads must be at least 1".into());
+        }
+        if self.worker_threads > 1024 || self.handler_threads > 65_536 {
+            return Err(format!(
+                "worker_threads ({}) must be at most 1024 and handler_threads ({}) at most 65536",
+                self.worker_threads, self.handler_threads
+            ));
+        }
+        Ok(())
     }
 
     #[cfg_attr(target_os = "wasi", allow(dead_code))]

@@ -201,6 +201,32 @@ pub fn build_response<'a>(
     Ok(resp)
 }
 
+/// Takes the framing out of the handler's hands, for every host alike: the library sets
+/// `Content-Length` / `Transfer-Encoding` from the body it sends (a handler's own value could
+/// only disagree with it), hop-by-hop headers (`Keep-Alive`, `Proxy-Connection`, `Upgrade`)
+/// are dropped, and `Connection` keeps only its meaning the library honours: a `close` token
+/// asks for the connection to close after this response (HTTP/1.1; HTTP/2 has no such header).
+pub(crate) fn sanitize_framing(headers: &mut HeaderMap) {
+    if headers.is_empty() {
+        return;
+    }
+    headers.remove(http::header::CONTENT_LENGTH);
+    headers.remove(http::header::TRANSFER_ENCODING);
+    for hop in ["keep-alive", "proxy-connection", "upgrade"] {
+        headers.remove(hop);
+    }
+    if let http::header::Entry::Occupied(e) = headers.entry(http::header::CONNECTION) {
+        let close = e.iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")))
+        });
+        let (_, _) = e.remove_entry_mult();
+        if close {
+            headers.insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+    }
+}
+
 /// A plain-text response with a fixed status.
 pub(crate) fn text_response(status: StatusCode, body: &'static str) -> Response {
     let mut resp = http::Response::new(ResponseBody::full(Bytes::from_static(body.as_bytes())));

@@ -74,7 +74,7 @@ fn builtin_handler_answers_ok_on_h1() {
     let r = get(s.local_addr(), "/anything");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"OK");
-    let o = s.shutdown(Some(Duration::from_secs(1)));
+    let o = s.shutdown(Some(Duration::from_secs(1))).unwrap();
     assert_eq!(o.cause, StopCause::GracefulCall);
     assert_eq!(o.exit_status(), 0);
 }
@@ -94,7 +94,7 @@ fn routes_echo_404_and_keepalive_reuse() {
     let r = roundtrip(&mut c, "GET", "/sleep?ms=10", b"").unwrap();
     assert_eq!(r.body, b"slept 10");
     assert_eq!(s.stats().connections_total, 1);
-    s.shutdown(Some(Duration::from_secs(2)));
+    s.shutdown(Some(Duration::from_secs(2))).unwrap();
 }
 
 #[test]
@@ -103,7 +103,11 @@ fn panicking_and_dropping_handlers_get_500_and_server_lives() {
     assert_eq!(get(s.local_addr(), "/panic").status, 500);
     assert_eq!(get(s.local_addr(), "/drop").status, 500);
     assert_eq!(get(s.local_addr(), "/").status, 200);
-    assert!(s.shutdown(Some(Duration::from_secs(2))).cause.is_graceful());
+    assert!(s
+        .shutdown(Some(Duration::from_secs(2)))
+        .unwrap()
+        .cause
+        .is_graceful());
 }
 
 #[test]
@@ -114,7 +118,7 @@ fn oversize_body_gets_413() {
     let mut conn = connect(s.local_addr());
     let r = roundtrip(&mut conn, "POST", "/echo", &vec![b'x'; 4096]).unwrap();
     assert_eq!(r.status, 413);
-    s.shutdown(Some(Duration::from_secs(1)));
+    s.shutdown(Some(Duration::from_secs(1))).unwrap();
 }
 
 #[test]
@@ -134,7 +138,7 @@ fn inflight_request_completes_with_connection_close_and_new_connections_are_refu
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"slept 600");
     assert_eq!(r.header("connection"), Some("close"));
-    let o = s.wait();
+    let o = s.wait().unwrap();
     assert_eq!(o.cause, StopCause::GracefulCall, "{}", o.message);
     assert!(t0.elapsed() < Duration::from_secs(5));
     // The port is free again.
@@ -166,7 +170,7 @@ fn idle_silent_and_half_sent_connections_do_not_delay_the_stop() {
         .connections_active
         == 90));
     let t0 = Instant::now();
-    let o = s.shutdown(Some(Duration::from_secs(10)));
+    let o = s.shutdown(Some(Duration::from_secs(10))).unwrap();
     let took = t0.elapsed();
     assert_eq!(o.cause, StopCause::GracefulCall, "{}", o.message);
     assert!(took < Duration::from_secs(2), "stop took {took:?}");
@@ -193,7 +197,7 @@ fn deadline_forces_and_reports_exit_status_1() {
         .len()
         == 1));
     let t0 = Instant::now();
-    let o = s.shutdown(Some(Duration::from_millis(300)));
+    let o = s.shutdown(Some(Duration::from_millis(300))).unwrap();
     let took = t0.elapsed();
     assert_eq!(o.cause, StopCause::ForcedDeadline);
     assert_eq!(o.exit_status(), 1);
@@ -225,12 +229,15 @@ fn signal_drains_then_second_signal_forces() {
         == 1));
     s.signal(15);
     assert!(
-        s.wait_timeout(Duration::from_millis(200)).is_none(),
+        s.wait_timeout(Duration::from_millis(200))
+            .unwrap()
+            .is_none(),
         "drain must wait for the in-flight request"
     );
     s.signal(15);
     let o = s
         .wait_timeout(Duration::from_secs(3))
+        .unwrap()
         .expect("second signal stops");
     assert_eq!(o.cause, StopCause::ForcedSecondSignal);
     assert_eq!(o.exit_status(), 1);
@@ -241,7 +248,7 @@ fn signal_with_nothing_in_flight_is_graceful() {
     let (s, _) = start();
     assert_eq!(get(s.local_addr(), "/").status, 200);
     s.signal(2);
-    let o = s.wait();
+    let o = s.wait().unwrap();
     assert_eq!(o.cause, StopCause::GracefulSignal);
     assert_eq!(o.exit_status(), 0);
 }
@@ -255,7 +262,10 @@ fn shutdown_is_idempotent_and_concurrent() {
     let outcomes: Vec<_> = (0..8)
         .map(|i| {
             let s = s.clone();
-            std::thread::spawn(move || s.shutdown(Some(Duration::from_millis(2000 + i * 100))))
+            std::thread::spawn(move || {
+                s.shutdown(Some(Duration::from_millis(2000 + i * 100)))
+                    .unwrap()
+            })
         })
         .collect::<Vec<_>>()
         .into_iter()
@@ -263,8 +273,8 @@ fn shutdown_is_idempotent_and_concurrent() {
         .collect();
     assert!(outcomes.iter().all(|o| o.cause == StopCause::GracefulCall));
     assert_eq!(rx.recv().unwrap().unwrap().body, b"slept 300");
-    assert_eq!(s.shutdown(None).cause, StopCause::GracefulCall);
-    assert_eq!(s.wait().cause, StopCause::GracefulCall);
+    assert_eq!(s.shutdown(None).unwrap().cause, StopCause::GracefulCall);
+    assert_eq!(s.wait().unwrap().cause, StopCause::GracefulCall);
 }
 
 #[test]
@@ -273,11 +283,15 @@ fn restart_on_the_same_port_in_process() {
     let addr = first.local_addr();
     // Leave a connection in TIME_WAIT on our side of the port.
     assert_eq!(get(addr, "/").status, 200);
-    first.shutdown(Some(Duration::from_secs(1)));
+    first.shutdown(Some(Duration::from_secs(1))).unwrap();
     for _ in 0..3 {
         let s = Server::start(Config::new(addr.to_string()), None).expect("restart on same port");
         assert_eq!(get(addr, "/").status, 200);
-        assert!(s.shutdown(Some(Duration::from_secs(1))).cause.is_graceful());
+        assert!(s
+            .shutdown(Some(Duration::from_secs(1)))
+            .unwrap()
+            .cause
+            .is_graceful());
     }
 }
 
@@ -330,7 +344,7 @@ fn reply_later_from_another_thread_and_streaming() {
     let r = get(s.local_addr(), "/stream");
     assert_eq!(r.header("x-kind"), Some("stream"));
     assert_eq!(r.body, b"chunk0;chunk1;chunk2;chunk3;chunk4;");
-    s.shutdown(Some(Duration::from_secs(1)));
+    s.shutdown(Some(Duration::from_secs(1))).unwrap();
 }
 
 #[test]
@@ -359,7 +373,7 @@ fn concurrent_requests_run_handlers_in_parallel() {
         peak.load(Ordering::SeqCst)
     );
     assert!(t0.elapsed() < Duration::from_secs(3));
-    s.shutdown(Some(Duration::from_secs(1)));
+    s.shutdown(Some(Duration::from_secs(1))).unwrap();
 }
 
 #[test]
@@ -403,7 +417,7 @@ fn http2_request_is_served_and_goaway_follows_the_drain() {
         let ended = tokio::time::timeout(Duration::from_secs(3), conn_task).await;
         assert!(ended.is_ok(), "h2 connection not closed after GOAWAY");
     });
-    let o = s.wait();
+    let o = s.wait().unwrap();
     assert_eq!(o.cause, StopCause::GracefulCall, "{}", o.message);
 }
 
@@ -451,7 +465,7 @@ fn slowloris_neither_starves_clients_nor_holds_the_drain() {
     // The half-sent heads close at once; the slow bodies are in-flight requests the deadline
     // cuts: the stop takes the deadline, not the clients' pace.
     let t0 = Instant::now();
-    let o = s.shutdown(Some(Duration::from_millis(500)));
+    let o = s.shutdown(Some(Duration::from_millis(500))).unwrap();
     let took = t0.elapsed();
     assert!(took < Duration::from_millis(1500), "stop took {took:?}");
     assert_eq!(o.cause, StopCause::ForcedDeadline, "{}", o.message);
@@ -480,5 +494,9 @@ fn keepalive_idle_timeout_closes_idle_connections_only() {
     }
     // The idle one was closed by the server meanwhile.
     assert!(closed_within(&mut idle, Duration::from_millis(100)));
-    assert!(s.shutdown(Some(Duration::from_secs(1))).cause.is_graceful());
+    assert!(s
+        .shutdown(Some(Duration::from_secs(1)))
+        .unwrap()
+        .cause
+        .is_graceful());
 }

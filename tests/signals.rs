@@ -61,6 +61,7 @@ fn library_signal_handlers_drain_chain_force_and_restore() {
     unsafe { libc::raise(libc::SIGTERM) };
     let o = s
         .wait_timeout(Duration::from_secs(5))
+        .unwrap()
         .expect("signal stops the server");
     assert_eq!(o.cause, StopCause::GracefulSignal, "{}", o.message);
     assert_eq!(o.exit_status(), 0);
@@ -94,7 +95,9 @@ fn library_signal_handlers_drain_chain_force_and_restore() {
     // SAFETY: as above.
     unsafe { libc::raise(libc::SIGINT) };
     assert!(
-        s.wait_timeout(Duration::from_millis(300)).is_none(),
+        s.wait_timeout(Duration::from_millis(300))
+            .unwrap()
+            .is_none(),
         "the drain waits for the in-flight request"
     );
     // New connections are refused during the drain.
@@ -105,6 +108,7 @@ fn library_signal_handlers_drain_chain_force_and_restore() {
     unsafe { libc::raise(libc::SIGTERM) };
     let o = s
         .wait_timeout(Duration::from_secs(3))
+        .unwrap()
         .expect("second signal forces");
     assert_eq!(o.cause, StopCause::ForcedSecondSignal, "{}", o.message);
     assert_eq!(o.exit_status(), 1);
@@ -116,10 +120,16 @@ fn library_signal_handlers_drain_chain_force_and_restore() {
         "no server listens now"
     );
     let s = Server::start(library_config(), None).unwrap();
-    assert!(s.wait_timeout(Duration::from_millis(200)).is_none());
+    assert!(s
+        .wait_timeout(Duration::from_millis(200))
+        .unwrap()
+        .is_none());
     assert!(graceserve::notify_signal(libc::SIGTERM));
     assert_eq!(
-        s.wait_timeout(Duration::from_secs(5)).unwrap().cause,
+        s.wait_timeout(Duration::from_secs(5))
+            .unwrap()
+            .unwrap()
+            .cause,
         StopCause::GracefulSignal
     );
     // SIGINT was restored to the default action.

@@ -145,7 +145,8 @@ fn main() {
         let _ = writeln!(out, "listening on {}", server.local_addr());
         let _ = out.flush();
     }
-    let outcome = server.wait();
+    // main is not one of the server's threads, so the wait cannot be refused.
+    let outcome = server.wait().expect("waiting from main");
     let status = outcome.exit_status();
     if status != 0 {
         eprintln!("{NAME}: {outcome}");

@@ -142,31 +142,31 @@ pub(crate) fn fail(code: server_result, message: impl Into<String>) -> c_int {
     code as c_int
 }
 
-/// Returns the fixed, static, NUL-terminated text for a result code (any `int`; unknown values
-/// give "unknown result code"). Never NULL; never free it. Any thread.
-#[no_mangle]
-pub extern "C" fn server_result_str(code: c_int) -> *const c_char {
-    result_text(code as i64).as_ptr() as *const c_char
+ffi_fn! {
+    /// Returns the fixed, static, NUL-terminated text for a result code (any `int`; unknown
+    /// values give "unknown result code"). Never NULL; never free it. Any thread.
+    fn server_result_str(code: c_int) -> *const c_char {
+        result_text(code as i64).as_ptr() as *const c_char
+    } ?= c"internal error".as_ptr()
 }
 
-/// Returns the detailed message of the last failed graceserve call on the calling thread, e.g.
-/// `cannot listen on 127.0.0.1:8080: Address already in use (os error 98)`, or the account of a
-/// failed/forced stop after `server_wait`. Empty string when there is none. Never NULL.
-///
-/// Lifetime: valid until the next graceserve call on the same thread; copy it to keep it.
-/// Thread-safety: per thread; each thread sees its own last error.
-#[no_mangle]
-pub extern "C" fn server_last_error() -> *const c_char {
-    ffi_guard!(c"internal error".as_ptr(), {
+ffi_fn! {
+    /// Returns the detailed message of the last failed graceserve call on the calling thread,
+    /// e.g. `cannot listen on 127.0.0.1:8080: Address already in use (os error 98)`, or the
+    /// account of a failed/forced stop after `server_wait`. Empty string when there is none.
+    /// Never NULL.
+    ///
+    /// Lifetime: valid until the next graceserve call on the same thread; copy it to keep it.
+    /// Thread-safety: per thread; each thread sees its own last error.
+    fn server_last_error() -> *const c_char {
         LAST.with(|l| l.borrow().message.as_ptr())
-    })
+    } ?= c"internal error".as_ptr()
 }
 
-/// Returns the code of the last failed graceserve call on the calling thread
-/// (`SERVER_OK` when none). Any thread.
-#[no_mangle]
-pub extern "C" fn server_last_error_code() -> c_int {
-    ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
+ffi_fn! {
+    /// Returns the code of the last failed graceserve call on the calling thread
+    /// (`SERVER_OK` when none). Any thread.
+    fn server_last_error_code() -> c_int {
         LAST.with(|l| l.borrow().code as c_int)
-    })
+    } ?= server_result::SERVER_ERR_PANIC as c_int
 }

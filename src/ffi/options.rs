@@ -1,57 +1,42 @@
 //! `server_options`: a versioned struct that can grow without breaking old callers.
 
 use std::ffi::{c_char, c_int, c_void, CStr};
+use std::mem::{offset_of, size_of};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::{fail, server_result};
-use super::request::FfiHandler;
-use crate::config::{self, Config, SignalPolicy};
+use super::handler::{server_handler_fn, server_userdata_drop_fn, FfiHandler};
+use crate::config::{Config, SignalPolicy};
 
-/// The options layout this header describes. Pass it to `server_options_init`.
+/// The newest options layout this header describes. Pass it to `server_options_init`.
 pub const SERVER_OPTIONS_VERSION: u32 = 1;
 /// The library handles SIGINT/SIGTERM itself while the server runs (default).
 pub const SERVER_SIGNALS_LIBRARY: u32 = 0;
-/// The host owns signals; it calls `server_notify_signal` or `server_shutdown` itself.
+/// The host owns signals; it forwards them (`server_notify_signal` for the default server,
+/// `server_instance_notify_signal` for an instance) or calls shutdown itself.
 pub const SERVER_SIGNALS_HOST: u32 = 1;
 /// `server_shutdown(SERVER_TIMEOUT_INFINITE)` drains without a deadline.
 pub const SERVER_TIMEOUT_INFINITE: u32 = u32::MAX;
 
-/// Called once per request, on a handler thread, possibly on many threads at once.
-///
-/// `req` is owned by the host from this moment: answer it with `server_respond` (or
-/// `server_respond_stream`) now or later from any thread, and release it with
-/// `server_request_free` exactly once. A request freed unanswered gets `500`.
-///
-/// The callback must return normally: leaving it by `longjmp`, a C++ exception or
-/// `pthread_exit` (as CPython does to threads that call into Python during interpreter
-/// finalisation) aborts the process. With `inline_handler` it runs on an async worker and must
-/// not block.
-pub type server_handler_fn =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, req: *mut super::request::server_request)>;
-
-/// Called exactly once with `userdata` when the library no longer needs it: after the last
-/// handler call has returned — normally before `server_wait` returns; after a forced stop with a
-/// handler still stuck in host code, when that call returns — and also when `server_start`
-/// fails after reading the options. Not called when `server_start` returns
-/// `SERVER_ERR_VERSION` or `SERVER_ERR_ALREADY_RUNNING`: the
-/// options were not read and `userdata` stays yours.
-pub type server_userdata_drop_fn = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
-
 /// Server options. Initialise with `server_options_init(&opts, SERVER_OPTIONS_VERSION)` (or
 /// `SERVER_OPTIONS_INIT`), then set fields. A zero numeric field means "the default", except
-/// `signal_drain_timeout_ms`. Fields are only ever appended; `version`
-/// tells the library how much of the struct the caller knows.
+/// `signal_drain_timeout_ms`.
 ///
-/// The library copies everything it needs during `server_start`; the struct and the `addr`
-/// string may be freed once it returns.
+/// Growth: fields are only ever appended, and each `version` has a fixed size. The library
+/// reads (and `server_options_init` writes) only the fields of the caller's `version`; fields
+/// added later take their defaults. A program built against an older header keeps working
+/// with a newer library.
+///
+/// The library copies everything it needs during the start call; the struct and its strings
+/// may be freed once it returns.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct server_options {
-    /// Must be `SERVER_OPTIONS_VERSION` (or an older version this library accepts).
+    /// `SERVER_OPTIONS_VERSION` of the header the caller was built with (or any older version).
     pub version: u32,
-    /// `HOST:PORT` to listen on, NUL-terminated UTF-8; NULL means `127.0.0.1:8080`. Port 0 picks
-    /// a free port (read it back with `server_local_port`).
+    /// `HOST:PORT` to listen on, NUL-terminated UTF-8; NULL means `127.0.0.1:8080`. Port 0
+    /// picks a free port (read it back with `server_local_port`).
     pub addr: *const c_char,
     /// Request handler; NULL answers every request with `200 OK` and body `OK`.
     pub handler: server_handler_fn,
@@ -83,6 +68,23 @@ pub struct server_options {
     pub max_body_bytes: u64,
 }
 
+/// The size of options layout `version`: everything up to and including its last field.
+pub(crate) fn options_size(version: u32) -> Option<usize> {
+    match version {
+        1 => Some(offset_of!(server_options, max_body_bytes) + size_of::<u64>()),
+        _ => None,
+    }
+}
+
+fn version_error(version: u32) -> (server_result, String) {
+    (
+        server_result::SERVER_ERR_VERSION,
+        format!(
+            "server_options version {version} is not supported (this library knows 1..={SERVER_OPTIONS_VERSION}); call server_options_init first"
+        ),
+    )
+}
+
 fn ms(v: u32, default: Duration) -> Duration {
     if v == 0 {
         default
@@ -100,54 +102,129 @@ fn or_default<T: Copy + PartialEq + Default>(v: T, default: T) -> T {
 }
 
 impl server_options {
-    fn defaults(version: u32) -> Self {
+    /// The newest layout filled with the core's defaults.
+    fn defaults() -> Self {
+        let c = Config::default();
         server_options {
-            version,
+            version: SERVER_OPTIONS_VERSION,
             addr: std::ptr::null(),
             handler: None,
             userdata: std::ptr::null_mut(),
             userdata_drop: None,
             signals: SERVER_SIGNALS_LIBRARY,
-            signal_drain_timeout_ms: config::DEFAULT_SIGNAL_DRAIN_TIMEOUT.as_millis() as u32,
-            worker_threads: 0,
-            handler_threads: config::DEFAULT_HANDLER_THREADS as u32,
-            inline_handler: false,
-            max_connections: config::DEFAULT_MAX_CONNECTIONS as u32,
-            header_read_timeout_ms: config::DEFAULT_HEADER_READ_TIMEOUT.as_millis() as u32,
-            keepalive_idle_timeout_ms: config::DEFAULT_KEEPALIVE_IDLE_TIMEOUT.as_millis() as u32,
-            max_header_bytes: config::DEFAULT_MAX_HEADER_BYTES as u32,
-            max_body_bytes: config::DEFAULT_MAX_BODY_BYTES,
+            signal_drain_timeout_ms: c.signal_drain_timeout.as_millis() as u32,
+            worker_threads: c.worker_threads as u32,
+            handler_threads: c.handler_threads as u32,
+            inline_handler: c.inline_handler,
+            max_connections: c.max_connections as u32,
+            header_read_timeout_ms: c.header_read_timeout.as_millis() as u32,
+            keepalive_idle_timeout_ms: c.keepalive_idle_timeout.as_millis() as u32,
+            max_header_bytes: c.max_header_bytes as u32,
+            max_body_bytes: c.max_body_bytes,
         }
+    }
+
+    /// Reads the caller's struct: its `version` first, then only the bytes that version has;
+    /// newer fields keep their defaults. A C `bool` holding anything but 0 counts as true.
+    ///
+    /// # Safety
+    /// `opts` is non-NULL and points at a `server_options` of at least the size of the version
+    /// it states.
+    unsafe fn read(opts: *const server_options) -> Result<server_options, (server_result, String)> {
+        // SAFETY: every version starts with the u32 version field.
+        let version = unsafe { (opts as *const u32).read_unaligned() };
+        let size = options_size(version).ok_or_else(|| version_error(version))?;
+        let d = server_options::defaults();
+        // The bytes go into a struct whose `bool` is a plain byte, so no byte pattern a C
+        // caller leaves there is undefined behaviour on the Rust side.
+        // SAFETY: `d` is a valid server_options; RawOptions has the same size and layout with
+        // `u8` in place of `bool` (checked below).
+        let mut raw: RawOptions = unsafe { std::mem::transmute(d) };
+        // SAFETY: the caller's struct has `size` readable bytes (its version's size), and
+        // `raw` is a full newest-layout struct, at least that large.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                opts as *const u8,
+                &mut raw as *mut RawOptions as *mut u8,
+                size,
+            )
+        };
+        raw.inline_handler = u8::from(raw.inline_handler != 0);
+        // SAFETY: the only field whose bit patterns differ was normalised to 0 or 1; the
+        // handler fields are `Option<fn>`, valid for every pointer value.
+        Ok(unsafe { std::mem::transmute::<RawOptions, server_options>(raw) })
     }
 }
 
-/// Fills `*out` with the defaults for options layout `version`.
-///
-/// Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER` (out is NULL) or `SERVER_ERR_VERSION`.
-/// Any thread.
-#[no_mangle]
-pub unsafe extern "C" fn server_options_init(out: *mut server_options, version: u32) -> c_int {
-    ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
+/// `server_options` with the C `bool` read as a byte (see `server_options::read`).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawOptions {
+    version: u32,
+    addr: *const c_char,
+    handler: server_handler_fn,
+    userdata: *mut c_void,
+    userdata_drop: server_userdata_drop_fn,
+    signals: u32,
+    signal_drain_timeout_ms: u32,
+    worker_threads: u32,
+    handler_threads: u32,
+    inline_handler: u8,
+    max_connections: u32,
+    header_read_timeout_ms: u32,
+    keepalive_idle_timeout_ms: u32,
+    max_header_bytes: u32,
+    max_body_bytes: u64,
+}
+
+const _: () = {
+    assert!(size_of::<RawOptions>() == size_of::<server_options>());
+    assert!(offset_of!(RawOptions, inline_handler) == offset_of!(server_options, inline_handler));
+    assert!(offset_of!(RawOptions, max_body_bytes) == offset_of!(server_options, max_body_bytes));
+};
+
+ffi_fn! {
+    /// Fills `*out` with the defaults for options layout `version`, writing only the bytes of
+    /// that version (a program built against an older header passes its own
+    /// `SERVER_OPTIONS_VERSION` and gets no write past its struct).
+    ///
+    /// Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER` (out is NULL) or `SERVER_ERR_VERSION`.
+    /// Any thread.
+    unsafe fn server_options_init(out: *mut server_options, version: u32) -> c_int {
         check_null!(out, "out");
-        if version == 0 || version > SERVER_OPTIONS_VERSION {
-            return fail(
-                server_result::SERVER_ERR_VERSION,
-                format!("server_options version {version} is not supported (this library knows 1..={SERVER_OPTIONS_VERSION})"),
-            );
-        }
-        // SAFETY: out is non-NULL and the caller promises it points at a server_options.
-        unsafe { out.write(server_options::defaults(version)) };
+        let Some(size) = options_size(version) else {
+            let (code, msg) = version_error(version);
+            return fail(code, msg);
+        };
+        let mut d = server_options::defaults();
+        d.version = version;
+        // SAFETY: out is non-NULL and points at a struct of at least `version`'s size.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                &d as *const server_options as *const u8,
+                out as *mut u8,
+                size,
+            )
+        };
         server_result::SERVER_OK as c_int
-    })
+    } ?= server_result::SERVER_ERR_PANIC as c_int
 }
 
 /// A core config plus the host's handler, if any.
 pub(crate) type ReadOptions = (Config, Option<Arc<dyn crate::Handler>>);
 
+/// Which server the options start: the process's default one (`server_start`) or an instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Target {
+    Default,
+    Instance,
+}
+
 /// Reads the caller's options into a core config and handler. The handler (and so the
 /// userdata drop) is created first, so that every later failure still drops the userdata once.
 pub(crate) unsafe fn read_options(
     opts: *const server_options,
+    target: Target,
 ) -> Result<ReadOptions, (server_result, String)> {
     let mut cfg = Config {
         signals: SignalPolicy::Library,
@@ -156,17 +233,8 @@ pub(crate) unsafe fn read_options(
     if opts.is_null() {
         return Ok((cfg, None));
     }
-    // SAFETY: non-NULL; the caller promises a server_options of at least version 1 layout.
-    let o = unsafe { &*opts };
-    if o.version == 0 || o.version > SERVER_OPTIONS_VERSION {
-        return Err((
-            server_result::SERVER_ERR_VERSION,
-            format!(
-                "server_options version {} is not supported (this library knows 1..={}); call server_options_init first",
-                o.version, SERVER_OPTIONS_VERSION
-            ),
-        ));
-    }
+    // SAFETY: non-NULL; the caller promises a server_options of the version it states.
+    let o = unsafe { server_options::read(opts) }?;
     let handler: Option<Arc<dyn crate::Handler>> = match o.handler {
         Some(cb) => Some(Arc::new(FfiHandler::new(cb, o.userdata, o.userdata_drop))),
         None => {
@@ -191,10 +259,13 @@ pub(crate) unsafe fn read_options(
             })?
             .to_owned();
     }
-    cfg.signals = match o.signals {
-        SERVER_SIGNALS_LIBRARY => SignalPolicy::Library,
-        SERVER_SIGNALS_HOST => SignalPolicy::Host,
-        other => {
+    cfg.signals = match (o.signals, target) {
+        (SERVER_SIGNALS_LIBRARY, _) => SignalPolicy::Library,
+        // The default server keeps the fixed names' contract: the process-wide
+        // server_notify_signal reaches it. An instance is reached only through its handle.
+        (SERVER_SIGNALS_HOST, Target::Default) => SignalPolicy::Host,
+        (SERVER_SIGNALS_HOST, Target::Instance) => SignalPolicy::Isolated,
+        (other, _) => {
             return Err((
                 server_result::SERVER_ERR_INVALID_ARGUMENT,
                 format!("server_options.signals = {other} is not SERVER_SIGNALS_LIBRARY (0) or SERVER_SIGNALS_HOST (1)"),
@@ -210,14 +281,5 @@ pub(crate) unsafe fn read_options(
     cfg.keepalive_idle_timeout = ms(o.keepalive_idle_timeout_ms, cfg.keepalive_idle_timeout);
     cfg.max_header_bytes = or_default(o.max_header_bytes as usize, cfg.max_header_bytes);
     cfg.max_body_bytes = or_default(o.max_body_bytes, cfg.max_body_bytes);
-    if cfg.worker_threads > 1024 || cfg.handler_threads > 65_536 {
-        return Err((
-            server_result::SERVER_ERR_INVALID_ARGUMENT,
-            format!(
-                "worker_threads ({}) must be at most 1024 and handler_threads ({}) at most 65536",
-                cfg.worker_threads, cfg.handler_threads
-            ),
-        ));
-    }
     Ok((cfg, handler))
 }

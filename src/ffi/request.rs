@@ -1,13 +1,12 @@
-//! Requests handed to a C handler, and the calls that answer them.
+//! `server_request`: one request handed to a C handler, and the calls that read it.
 
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::sync::Mutex;
 
 use bytes::Bytes;
 
 use super::error::{fail, server_result};
-use super::options::{server_handler_fn, server_userdata_drop_fn};
-use crate::handler::{BodyWriter, Reply, ReplyError, Request};
+use crate::handler::{Reply, Request};
 
 /// One request, fully read. Opaque. Created by the library for each handler call; owned by the
 /// host until it passes it to `server_request_free` (exactly once).
@@ -18,8 +17,8 @@ use crate::handler::{BodyWriter, Reply, ReplyError, Request};
 /// Threading: it may move to any thread. Accessors and the answer calls may be used from one
 /// thread at a time; `server_request_cancelled` from any thread at any time before the free.
 pub struct server_request {
-    req: Request,
-    reply: Mutex<Option<Reply>>,
+    pub(super) req: Request,
+    pub(super) reply: Mutex<Option<Reply>>,
     method: CString,
     path: CString,
     query: CString,
@@ -27,122 +26,67 @@ pub struct server_request {
     remote: std::sync::OnceLock<CString>,
 }
 
-/// A streamed response body. Opaque. Created by `server_respond_stream`, written with
-/// `server_stream_write` (one thread at a time), ended and freed by `server_stream_free`.
-pub struct server_stream {
-    writer: BodyWriter,
-}
-
-/// One response header: `name` and `value` are byte strings of the given lengths (no NUL
-/// needed). The library copies them during the call.
-#[repr(C)]
-#[derive(Debug, Clone, Copy)]
-pub struct server_header {
-    /// Header name bytes (a valid HTTP token).
-    pub name: *const u8,
-    /// Length of `name`.
-    pub name_len: usize,
-    /// Header value bytes (no CR, LF or NUL).
-    pub value: *const u8,
-    /// Length of `value`.
-    pub value_len: usize,
-}
-
-pub(crate) struct FfiHandler {
-    cb: unsafe extern "C" fn(*mut c_void, *mut server_request),
-    userdata: *mut c_void,
-    drop_fn: server_userdata_drop_fn,
-}
-
-// SAFETY: the header documents that handler and userdata are used from many threads at once.
-unsafe impl Send for FfiHandler {}
-// SAFETY: as above.
-unsafe impl Sync for FfiHandler {}
-
-impl FfiHandler {
-    pub(crate) fn new(
-        cb: unsafe extern "C" fn(*mut c_void, *mut server_request),
-        userdata: *mut c_void,
-        drop_fn: server_userdata_drop_fn,
-    ) -> Self {
-        FfiHandler {
-            cb,
-            userdata,
-            drop_fn,
-        }
-    }
-}
-
-impl Drop for FfiHandler {
-    fn drop(&mut self) {
-        if let Some(f) = self.drop_fn {
-            // SAFETY: the host gave us this function for this pointer; called exactly once.
-            unsafe { f(self.userdata) };
-        }
-    }
-}
-
 fn cstring_lossy(s: &str) -> CString {
     // One copy in the common case; a NUL (possible only in odd paths) is shown as %00.
     CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "%00")).unwrap_or_default())
 }
 
-impl crate::Handler for FfiHandler {
-    fn handle(&self, req: Request, reply: Reply) {
-        let boxed = Box::new(server_request {
+impl server_request {
+    /// Boxes a request for the host; `server_request_free` takes it back.
+    pub(super) fn into_raw(req: Request, reply: Reply) -> *mut server_request {
+        Box::into_raw(Box::new(server_request {
             method: cstring_lossy(req.method.as_str()),
             path: cstring_lossy(&req.path),
             query: cstring_lossy(&req.query),
             remote: std::sync::OnceLock::new(),
             req,
             reply: Mutex::new(Some(reply)),
-        });
-        // SAFETY: the host's callback, with its userdata; ownership of the request passes to it.
-        unsafe { (self.cb)(self.userdata, Box::into_raw(boxed)) };
+        }))
     }
 }
 
-// Keep the type alias referenced so cbindgen emits it next to the options.
-#[allow(dead_code)]
-fn _uses(_: server_handler_fn) {}
+impl std::fmt::Debug for server_request {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("server_request")
+            .field("method", &self.req.method)
+            .field("path", &self.req.path)
+            .finish_non_exhaustive()
+    }
+}
 
 unsafe fn req_ref<'a>(req: *const server_request) -> Option<&'a server_request> {
     // SAFETY: the caller passes a pointer it got from the library and has not freed.
     unsafe { req.as_ref() }
 }
 
-/// Returns the request method (`GET`, `POST`, …) as a NUL-terminated string, or NULL when `req`
-/// is NULL. Valid until `server_request_free(req)`.
-#[no_mangle]
-pub unsafe extern "C" fn server_request_method(req: *const server_request) -> *const c_char {
-    ffi_guard!(std::ptr::null(), {
+ffi_fn! {
+    /// Returns the request method (`GET`, `POST`, …) as a NUL-terminated string, or NULL when
+    /// `req` is NULL. Valid until `server_request_free(req)`.
+    unsafe fn server_request_method(req: *const server_request) -> *const c_char {
         unsafe { req_ref(req) }.map_or(std::ptr::null(), |r| r.method.as_ptr())
-    })
+    } ?= std::ptr::null()
 }
 
-/// Returns the request path (`/sleep`, percent-encoding as sent), NUL-terminated, or NULL when
-/// `req` is NULL. Valid until `server_request_free(req)`.
-#[no_mangle]
-pub unsafe extern "C" fn server_request_path(req: *const server_request) -> *const c_char {
-    ffi_guard!(std::ptr::null(), {
+ffi_fn! {
+    /// Returns the request path (`/sleep`, percent-encoding as sent), NUL-terminated, or NULL
+    /// when `req` is NULL. Valid until `server_request_free(req)`.
+    unsafe fn server_request_path(req: *const server_request) -> *const c_char {
         unsafe { req_ref(req) }.map_or(std::ptr::null(), |r| r.path.as_ptr())
-    })
+    } ?= std::ptr::null()
 }
 
-/// Returns the query string without `?` (`ms=100`; empty string when there is none),
-/// NUL-terminated, or NULL when `req` is NULL. Valid until `server_request_free(req)`.
-#[no_mangle]
-pub unsafe extern "C" fn server_request_query(req: *const server_request) -> *const c_char {
-    ffi_guard!(std::ptr::null(), {
+ffi_fn! {
+    /// Returns the query string without `?` (`ms=100`; empty string when there is none),
+    /// NUL-terminated, or NULL when `req` is NULL. Valid until `server_request_free(req)`.
+    unsafe fn server_request_query(req: *const server_request) -> *const c_char {
         unsafe { req_ref(req) }.map_or(std::ptr::null(), |r| r.query.as_ptr())
-    })
+    } ?= std::ptr::null()
 }
 
-/// Returns the peer address as `IP:PORT`, NUL-terminated (empty where the platform cannot
-/// tell, as on WASI), or NULL when `req` is NULL. Valid until `server_request_free(req)`.
-#[no_mangle]
-pub unsafe extern "C" fn server_request_remote_addr(req: *const server_request) -> *const c_char {
-    ffi_guard!(std::ptr::null(), {
+ffi_fn! {
+    /// Returns the peer address as `IP:PORT`, NUL-terminated (empty where the platform cannot
+    /// tell, as on WASI), or NULL when `req` is NULL. Valid until `server_request_free(req)`.
+    unsafe fn server_request_remote_addr(req: *const server_request) -> *const c_char {
         unsafe { req_ref(req) }.map_or(std::ptr::null(), |r| {
             r.remote
                 .get_or_init(|| {
@@ -153,13 +97,12 @@ pub unsafe extern "C" fn server_request_remote_addr(req: *const server_request) 
                 })
                 .as_ptr()
         })
-    })
+    } ?= std::ptr::null()
 }
 
-/// Returns the HTTP version of the request: 10, 11 or 20 (0 when `req` is NULL).
-#[no_mangle]
-pub unsafe extern "C" fn server_request_version(req: *const server_request) -> c_int {
-    ffi_guard!(0, {
+ffi_fn! {
+    /// Returns the HTTP version of the request: 10, 11 or 20 (0 when `req` is NULL).
+    unsafe fn server_request_version(req: *const server_request) -> c_int {
         match unsafe { req_ref(req) }.map(|r| r.req.version) {
             Some(http::Version::HTTP_10) => 10,
             Some(http::Version::HTTP_11) => 11,
@@ -167,23 +110,22 @@ pub unsafe extern "C" fn server_request_version(req: *const server_request) -> c
             Some(_) => 0,
             None => 0,
         }
-    })
+    } ?= 0
 }
 
-/// Looks up the first value of header `name` (NUL-terminated, case-insensitive) and points
-/// `*out`/`*out_len` at its bytes (not NUL-terminated; may contain any byte but CR/LF/NUL).
-/// Valid until `server_request_free(req)`.
-///
-/// Returns `SERVER_OK`, `SERVER_ERR_NOT_FOUND`, `SERVER_ERR_NULL_PARAMETER`, or
-/// `SERVER_ERR_INVALID_ARGUMENT` (name is not a valid header name).
-#[no_mangle]
-pub unsafe extern "C" fn server_request_header(
-    req: *const server_request,
-    name: *const c_char,
-    out: *mut *const u8,
-    out_len: *mut usize,
-) -> c_int {
-    ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
+ffi_fn! {
+    /// Looks up the first value of header `name` (NUL-terminated, case-insensitive) and points
+    /// `*out`/`*out_len` at its bytes (not NUL-terminated; may contain any byte but CR/LF/NUL).
+    /// Valid until `server_request_free(req)`.
+    ///
+    /// Returns `SERVER_OK`, `SERVER_ERR_NOT_FOUND`, `SERVER_ERR_NULL_PARAMETER`, or
+    /// `SERVER_ERR_INVALID_ARGUMENT` (name is not a valid header name).
+    unsafe fn server_request_header(
+        req: *const server_request,
+        name: *const c_char,
+        out: *mut *const u8,
+        out_len: *mut usize,
+    ) -> c_int {
         check_null!(req, "req");
         check_null!(name, "name");
         check_null!(out, "out");
@@ -207,33 +149,32 @@ pub unsafe extern "C" fn server_request_header(
             }
             None => server_result::SERVER_ERR_NOT_FOUND as c_int,
         }
-    })
+    } ?= server_result::SERVER_ERR_PANIC as c_int
 }
 
-/// Returns the number of header fields in the request (a repeated header counts once per
-/// value); 0 when `req` is NULL.
-#[no_mangle]
-pub unsafe extern "C" fn server_request_header_count(req: *const server_request) -> usize {
-    ffi_guard!(0, {
+ffi_fn! {
+    /// Returns the number of header fields in the request (a repeated header counts once per
+    /// value); 0 when `req` is NULL.
+    unsafe fn server_request_header_count(req: *const server_request) -> usize {
         unsafe { req_ref(req) }.map_or(0, |r| r.req.headers.len())
-    })
+    } ?= 0
 }
 
-/// Points `*name`/`*name_len` (lower-case) and `*value`/`*value_len` at header field `index`
-/// (0-based, in arrival order grouped by name). Valid until `server_request_free(req)`.
-///
-/// Returns `SERVER_OK`, `SERVER_ERR_NOT_FOUND` (index out of range) or
-/// `SERVER_ERR_NULL_PARAMETER`.
-#[no_mangle]
-pub unsafe extern "C" fn server_request_header_at(
-    req: *const server_request,
-    index: usize,
-    name: *mut *const u8,
-    name_len: *mut usize,
-    value: *mut *const u8,
-    value_len: *mut usize,
-) -> c_int {
-    ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
+ffi_fn! {
+    /// Points `*name`/`*name_len` (lower-case) and `*value`/`*value_len` at header field
+    /// `index` (0-based, in arrival order grouped by name). Valid until
+    /// `server_request_free(req)`.
+    ///
+    /// Returns `SERVER_OK`, `SERVER_ERR_NOT_FOUND` (index out of range) or
+    /// `SERVER_ERR_NULL_PARAMETER`.
+    unsafe fn server_request_header_at(
+        req: *const server_request,
+        index: usize,
+        name: *mut *const u8,
+        name_len: *mut usize,
+        value: *mut *const u8,
+        value_len: *mut usize,
+    ) -> c_int {
         check_null!(req, "req");
         check_null!(name, "name");
         check_null!(name_len, "name_len");
@@ -254,20 +195,19 @@ pub unsafe extern "C" fn server_request_header_at(
             }
             None => server_result::SERVER_ERR_NOT_FOUND as c_int,
         }
-    })
+    } ?= server_result::SERVER_ERR_PANIC as c_int
 }
 
-/// Points `*out`/`*out_len` at the whole request body (`*out_len` is 0 for none; `*out` is then
-/// a valid non-NULL pointer to zero bytes). Valid until `server_request_free(req)`.
-///
-/// Returns `SERVER_OK` or `SERVER_ERR_NULL_PARAMETER`.
-#[no_mangle]
-pub unsafe extern "C" fn server_request_body(
-    req: *const server_request,
-    out: *mut *const u8,
-    out_len: *mut usize,
-) -> c_int {
-    ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
+ffi_fn! {
+    /// Points `*out`/`*out_len` at the whole request body (`*out_len` is 0 for none; `*out` is
+    /// then a valid non-NULL pointer to zero bytes). Valid until `server_request_free(req)`.
+    ///
+    /// Returns `SERVER_OK` or `SERVER_ERR_NULL_PARAMETER`.
+    unsafe fn server_request_body(
+        req: *const server_request,
+        out: *mut *const u8,
+        out_len: *mut usize,
+    ) -> c_int {
         check_null!(req, "req");
         check_null!(out, "out");
         check_null!(out_len, "out_len");
@@ -285,293 +225,30 @@ pub unsafe extern "C" fn server_request_body(
             *out_len = b.len();
         }
         server_result::SERVER_OK as c_int
-    })
+    } ?= server_result::SERVER_ERR_PANIC as c_int
 }
 
-/// Returns 1 when the answer can no longer reach the client (the client went away or the stop
-/// was forced), 0 otherwise (also after the request was answered, or when `req` is NULL).
-/// Any thread, until `server_request_free(req)`.
-#[no_mangle]
-pub unsafe extern "C" fn server_request_cancelled(req: *const server_request) -> c_int {
-    ffi_guard!(0, {
+ffi_fn! {
+    /// Returns 1 when the answer can no longer reach the client (the client went away or the
+    /// stop was forced), 0 otherwise (also after the request was answered, or when `req` is
+    /// NULL). Any thread, until `server_request_free(req)`.
+    unsafe fn server_request_cancelled(req: *const server_request) -> c_int {
         let Some(r) = (unsafe { req_ref(req) }) else {
             return 0;
         };
         let g = r.reply.lock().unwrap_or_else(|e| e.into_inner());
         g.as_ref().is_some_and(|rep| rep.is_closed()) as c_int
-    })
+    } ?= 0
 }
 
-type HeaderPairs<'a> = Vec<(&'a [u8], &'a [u8])>;
-
-/// Largest header name or value accepted in a response.
-const MAX_HEADER_FIELD: usize = 1 << 20;
-
-/// Rejects lengths no real buffer can have (over `isize::MAX`, which `slice::from_raw_parts`
-/// forbids) before any memory is touched.
-fn check_len(len: usize, what: impl FnOnce() -> String, max: usize) -> Result<(), c_int> {
-    if len > max {
-        return Err(fail(
-            server_result::SERVER_ERR_INVALID_ARGUMENT,
-            format!("{} = {len} is absurd (at most {max})", what()),
-        ));
-    }
-    Ok(())
-}
-
-unsafe fn collect_headers<'a>(
-    headers: *const server_header,
-    n: usize,
-) -> Result<HeaderPairs<'a>, c_int> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    if headers.is_null() {
-        return Err(fail(
-            server_result::SERVER_ERR_NULL_PARAMETER,
-            "argument `headers` is NULL but n_headers > 0",
-        ));
-    }
-    if n > 10_000 {
-        return Err(fail(
-            server_result::SERVER_ERR_INVALID_ARGUMENT,
-            format!("n_headers = {n} is absurd (at most 10000)"),
-        ));
-    }
-    // SAFETY: the caller promises `n` readable entries.
-    let hs = unsafe { std::slice::from_raw_parts(headers, n) };
-    let mut v = Vec::with_capacity(n);
-    for (i, h) in hs.iter().enumerate() {
-        check_len(
-            h.name_len,
-            || format!("headers[{i}].name_len"),
-            MAX_HEADER_FIELD,
-        )?;
-        check_len(
-            h.value_len,
-            || format!("headers[{i}].value_len"),
-            MAX_HEADER_FIELD,
-        )?;
-        if h.name.is_null() || (h.value.is_null() && h.value_len > 0) {
-            return Err(fail(
-                server_result::SERVER_ERR_NULL_PARAMETER,
-                format!("headers[{i}] has a NULL name or value"),
-            ));
-        }
-        // SAFETY: non-NULL and the caller promises the lengths.
-        let name = unsafe { std::slice::from_raw_parts(h.name, h.name_len) };
-        let value = if h.value_len == 0 {
-            &[][..]
-        } else {
-            // SAFETY: as above.
-            unsafe { std::slice::from_raw_parts(h.value, h.value_len) }
-        };
-        v.push((name, value));
-    }
-    Ok(v)
-}
-
-fn take_reply(req: &server_request) -> Result<Reply, c_int> {
-    req.reply
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .ok_or_else(|| {
-            fail(
-                server_result::SERVER_ERR_ALREADY_USED,
-                "the request was already answered",
-            )
-        })
-}
-
-fn invalid_response(status: u16) -> c_int {
-    fail(
-        server_result::SERVER_ERR_INVALID_ARGUMENT,
-        format!("invalid response: status {status} must be 100..=999 and every header a valid name and value"),
-    )
-}
-
-/// Answers `req` with `status`, `n_headers` headers and the `body_len` bytes at `body`. The
-/// library copies headers and body before returning. `Content-Length` is set for you. Does not
-/// free `req` (call `server_request_free`).
-///
-/// Returns `SERVER_OK`; `SERVER_ERR_CLOSED` (client gone or stop forced: nothing was sent);
-/// `SERVER_ERR_ALREADY_USED` (already answered); `SERVER_ERR_INVALID_ARGUMENT` (bad status or
-/// header: the request stays unanswered, so you may answer again); `SERVER_ERR_NULL_PARAMETER`
-/// (`req` NULL, or `headers`/`body` NULL with a non-zero count). Any thread, one at a time per
-/// request.
-#[no_mangle]
-pub unsafe extern "C" fn server_respond(
-    req: *mut server_request,
-    status: u16,
-    headers: *const server_header,
-    n_headers: usize,
-    body: *const u8,
-    body_len: usize,
-) -> c_int {
-    ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
-        check_null!(req, "req");
-        if let Err(code) = check_len(body_len, || "body_len".into(), isize::MAX as usize) {
-            return code;
-        }
-        if body.is_null() && body_len > 0 {
-            return fail(
-                server_result::SERVER_ERR_NULL_PARAMETER,
-                "argument `body` is NULL but body_len > 0",
-            );
-        }
-        // SAFETY: checked non-NULL; the caller owns a live request.
-        let r = unsafe { &*req };
-        let hs = match unsafe { collect_headers(headers, n_headers) } {
-            Ok(h) => h,
-            Err(code) => return code,
-        };
-        let body = if body_len == 0 {
-            Bytes::new()
-        } else {
-            // SAFETY: non-NULL with body_len readable bytes per the contract.
-            Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(body, body_len) })
-        };
-        let resp = match crate::handler::build_response(
-            status,
-            hs,
-            crate::handler::ResponseBody::full(body),
-        ) {
-            Ok(r) => r,
-            Err(_) => return invalid_response(status),
-        };
-        let reply = match take_reply(r) {
-            Ok(rep) => rep,
-            Err(code) => return code,
-        };
-        match reply.send(resp) {
-            Ok(()) => server_result::SERVER_OK as c_int,
-            Err(_) => fail(
-                server_result::SERVER_ERR_CLOSED,
-                "the client is gone (or the stop was forced); the response was dropped",
-            ),
-        }
-    })
-}
-
-/// Sends the status and headers of `req` now and returns, in `*out`, a stream for the body
-/// (chunked on HTTP/1.1). Write with `server_stream_write`; end and free with
-/// `server_stream_free`. The stream is independent of `req`, which you still free.
-///
-/// Returns `SERVER_OK`, `SERVER_ERR_CLOSED`, `SERVER_ERR_ALREADY_USED`,
-/// `SERVER_ERR_INVALID_ARGUMENT` (request left unanswered) or `SERVER_ERR_NULL_PARAMETER`.
-#[no_mangle]
-pub unsafe extern "C" fn server_respond_stream(
-    req: *mut server_request,
-    status: u16,
-    headers: *const server_header,
-    n_headers: usize,
-    out: *mut *mut server_stream,
-) -> c_int {
-    ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
-        check_null!(req, "req");
-        check_null!(out, "out");
-        // SAFETY: checked non-NULL.
-        let r = unsafe { &*req };
-        let hs = match unsafe { collect_headers(headers, n_headers) } {
-            Ok(h) => h,
-            Err(code) => return code,
-        };
-        // Validate before consuming the reply, so a bad header leaves the request answerable.
-        if crate::handler::build_response(
-            status,
-            hs.iter().copied(),
-            crate::handler::ResponseBody::full(Bytes::new()),
-        )
-        .is_err()
-        {
-            return invalid_response(status);
-        }
-        let reply = match take_reply(r) {
-            Ok(rep) => rep,
-            Err(code) => return code,
-        };
-        match reply.stream(status, hs) {
-            Ok(writer) => {
-                // SAFETY: out is non-NULL.
-                unsafe { *out = Box::into_raw(Box::new(server_stream { writer })) };
-                server_result::SERVER_OK as c_int
-            }
-            Err(ReplyError::Invalid) => unreachable!("validated above"),
-            Err(ReplyError::Closed) => fail(
-                server_result::SERVER_ERR_CLOSED,
-                "the client is gone (or the stop was forced); the response was dropped",
-            ),
-        }
-    })
-}
-
-/// Appends `len` bytes at `data` to the streamed body, blocking while the client is slower than
-/// the writer. Copies the bytes. Must not be called on an async worker thread (an
-/// `inline_handler`): use a handler thread or your own thread.
-///
-/// Returns `SERVER_OK`, `SERVER_ERR_CLOSED` (client gone; stop writing) or
-/// `SERVER_ERR_NULL_PARAMETER`.
-#[no_mangle]
-pub unsafe extern "C" fn server_stream_write(
-    stream: *mut server_stream,
-    data: *const u8,
-    len: usize,
-) -> c_int {
-    ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
-        check_null!(stream, "stream");
-        if let Err(code) = check_len(len, || "len".into(), isize::MAX as usize) {
-            return code;
-        }
-        if data.is_null() && len > 0 {
-            return fail(
-                server_result::SERVER_ERR_NULL_PARAMETER,
-                "argument `data` is NULL but len > 0",
-            );
-        }
-        // SAFETY: checked non-NULL; the caller owns the stream.
-        let s = unsafe { &*stream };
-        let chunk = if len == 0 {
-            Bytes::new()
-        } else {
-            // SAFETY: non-NULL with len readable bytes.
-            Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(data, len) })
-        };
-        match s.writer.write_blocking(chunk) {
-            Ok(()) => server_result::SERVER_OK as c_int,
-            Err(_) => fail(server_result::SERVER_ERR_CLOSED, "the client is gone"),
-        }
-    })
-}
-
-/// Ends the streamed body and frees `stream`. NULL does nothing. Any thread.
-#[no_mangle]
-pub unsafe extern "C" fn server_stream_free(stream: *mut server_stream) {
-    ffi_guard!((), {
-        if !stream.is_null() {
-            // SAFETY: created by Box::into_raw in server_respond_stream; freed once.
-            drop(unsafe { Box::from_raw(stream) });
-        }
-    })
-}
-
-/// Releases `req`. If it was never answered the client gets `500 Internal Server Error`. NULL
-/// does nothing. Exactly once per request, from any thread; `req` is invalid afterwards.
-#[no_mangle]
-pub unsafe extern "C" fn server_request_free(req: *mut server_request) {
-    ffi_guard!((), {
+ffi_fn! {
+    /// Releases `req`. If it was never answered the client gets `500 Internal Server Error`.
+    /// NULL does nothing. Exactly once per request, from any thread; `req` is invalid
+    /// afterwards.
+    unsafe fn server_request_free(req: *mut server_request) {
         if !req.is_null() {
             // SAFETY: created by Box::into_raw for the handler call; freed once.
             drop(unsafe { Box::from_raw(req) });
         }
-    })
-}
-
-impl std::fmt::Debug for server_request {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("server_request")
-            .field("method", &self.req.method)
-            .field("path", &self.req.path)
-            .finish_non_exhaustive()
     }
 }

@@ -162,7 +162,7 @@ void test_h2c_requests_and_goaway(void) {
     REQUIRE(h2_request(fd, 5, 2, "/block", NULL) == 0);
     REQUIRE(event_wait_n(&th_entered, 1, 10000));
     pthread_t th;
-    struct server_stats st;
+    struct server_stats st = SERVER_STATS_INIT;
     CHECK_RC(server_get_stats(&st), SERVER_OK);
     CHECK_INT(st.requests_active, 1);
     REQUIRE(pthread_create(&th, NULL, h2_shutdown_main, NULL) == 0);

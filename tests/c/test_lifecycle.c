@@ -40,7 +40,7 @@ void test_builtin_ok(void) {
     CHECK_STR((const char *)r.body, "OK");
     http_resp_free(&r);
 
-    struct server_stats st;
+    struct server_stats st = SERVER_STATS_INIT;
     CHECK_RC(server_get_stats(&st), SERVER_OK);
     CHECK(st.requests_total >= 4);
     CHECK(st.connections_total >= 4);
@@ -584,7 +584,7 @@ void test_drain_semantics(void) {
     close(silent);
     close(half);
     CHECK(!sc.done); /* the drain waits for the in-flight request */
-    struct server_stats st;
+    struct server_stats st = SERVER_STATS_INIT;
     if (server_get_stats(&st) == SERVER_OK) CHECK_INT(st.requests_active, 1);
 
     event_signal(&th_release);
@@ -1091,7 +1091,7 @@ void test_max_connections(void) {
     async_get(&a, port, "/");
     sleep_ms(300);
     CHECK(a.done_at == 0); /* still waiting: only one connection at a time */
-    struct server_stats st;
+    struct server_stats st = SERVER_STATS_INIT;
     CHECK_RC(server_get_stats(&st), SERVER_OK);
     CHECK_INT(st.connections_active, 1);
     close(first);

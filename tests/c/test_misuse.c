@@ -24,7 +24,7 @@ void test_before_any_start(void) {
     char buf[64] = "untouched";
     size_t n = 12345;
     CHECK_RC(server_local_addr(buf, sizeof buf, &n), SERVER_ERR_NOT_RUNNING);
-    struct server_stats st;
+    struct server_stats st = SERVER_STATS_INIT;
     CHECK_RC(server_get_stats(&st), SERVER_ERR_NOT_RUNNING);
     CHECK_RC(server_notify_signal(15), SERVER_ERR_NOT_RUNNING);
     CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_NONE);

@@ -18,7 +18,7 @@ static void *poller(void *arg) {
     while (!stop_pollers) {
         uint16_t p = server_local_port();
         if (p != g_port && p != 0) atomic_fetch_add(&poll_violations, 1);
-        struct server_stats st;
+        struct server_stats st = SERVER_STATS_INIT;
         int rc = server_get_stats(&st);
         if (rc != SERVER_OK && rc != SERVER_ERR_NOT_RUNNING) atomic_fetch_add(&poll_violations, 1);
         if (rc == SERVER_OK && st.requests_active > st.requests_total) atomic_fetch_add(&poll_violations, 1);

@@ -1,0 +1,157 @@
+//! The accept loop and the drain: stop accepting, tell every connection, wait for them until
+//! the deadline or a forced stop, and turn what happened into the [`Outcome`].
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore};
+
+use super::{conn, App, ConnState, DrainCause};
+use crate::outcome::{Outcome, StopCause};
+use crate::sys;
+
+/// Counts open connections and wakes the drain when the count reaches zero.
+#[derive(Debug, Default)]
+pub(super) struct Tracker {
+    pub(super) open: AtomicUsize,
+    zero: Notify,
+}
+
+pub(super) struct ConnGuard(Arc<Tracker>);
+
+impl Tracker {
+    pub(super) fn enter(self: &Arc<Self>) -> ConnGuard {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        ConnGuard(self.clone())
+    }
+
+    pub(super) async fn wait_zero(&self) {
+        loop {
+            let notified = self.zero.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.open.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.zero.notify_waiters();
+        }
+    }
+}
+
+/// Accepts until a drain is requested, then drains; returns the outcome.
+pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize) -> Outcome {
+    let shared = app.shared.clone();
+    let mut control = shared.control.subscribe();
+    let permits = Arc::new(Semaphore::new(max_conns));
+    let mut failure = None;
+
+    loop {
+        if control.borrow_and_update().drain.is_some() {
+            break;
+        }
+        let permit = tokio::select! {
+            biased;
+            _ = control.changed() => continue,
+            p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
+        };
+        let accepted = tokio::select! {
+            biased;
+            _ = control.changed() => continue,
+            r = sys::accept(&listener) => r,
+        };
+        match accepted {
+            Ok((stream, peer)) => {
+                let guard = app.tracker.enter();
+                let app = app.clone();
+                tokio::spawn(async move {
+                    conn::serve_connection(app, stream, peer).await;
+                    drop(permit);
+                    drop(guard);
+                });
+            }
+            Err(e) if sys::accept_error_is_transient(&e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Err(e) => {
+                tracing::error!("accept failed, stopping: {e}");
+                failure = Some(e);
+                shared.request_drain(DrainCause::Call, Some(shared.signal_timeout));
+                break;
+            }
+        }
+    }
+    // Stop accepting: the port is released now and new connections are refused.
+    drop(listener);
+    let started = Instant::now();
+    app.state.send_replace(ConnState::Draining);
+    tracing::info!(open = app.tracker.open.load(Ordering::SeqCst), "draining");
+
+    let mut forced = None;
+    let cause = loop {
+        let c = *control.borrow_and_update();
+        let (cause, deadline) = c.drain.expect("drain requested");
+        if c.force {
+            forced = Some(StopCause::ForcedSecondSignal);
+            break cause;
+        }
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = app.tracker.wait_zero() => break cause,
+            _ = sleep => {
+                forced = Some(StopCause::ForcedDeadline);
+                break cause;
+            }
+            _ = control.changed() => continue,
+        }
+    };
+
+    let elapsed = started.elapsed().as_millis();
+    if let Some(e) = failure {
+        force_close(&app).await;
+        return Outcome::new(
+            StopCause::RuntimeFailed,
+            format!("the listener failed: {e}"),
+        );
+    }
+    match forced {
+        None => Outcome::new(
+            match cause {
+                DrainCause::Signal => StopCause::GracefulSignal,
+                DrainCause::Call => StopCause::GracefulCall,
+            },
+            format!("stopped gracefully: every connection finished ({elapsed} ms drain)"),
+        ),
+        Some(fc) => {
+            let left = app.tracker.open.load(Ordering::SeqCst);
+            force_close(&app).await;
+            let why = match fc {
+                StopCause::ForcedSecondSignal => "a second signal arrived during the drain",
+                _ => "the drain deadline passed",
+            };
+            Outcome::new(
+                fc,
+                format!("stop forced: {why} after {elapsed} ms with {left} connection(s) still open; they were closed"),
+            )
+        }
+    }
+}
+
+async fn force_close(app: &App) {
+    app.state.send_replace(ConnState::Forced);
+    let _ = tokio::time::timeout(Duration::from_secs(1), app.tracker.wait_zero()).await;
+}

@@ -1,0 +1,570 @@
+//! The server: bind, serve HTTP/1.1 + h2c, track connections, drain, enforce the deadline.
+//!
+//! - `mod.rs` (this file): the public [`Server`], its state shared with the runtime, and the
+//!   lifecycle calls (start, shutdown, wait, teardown).
+//! - `accept.rs`: the accept loop and the drain (deadline, forced stop, outcome).
+//! - `conn.rs`: one connection's state machine (serving, drain deferral, idle timeout).
+//! - `dispatch.rs`: one request: body limits, handing it to the host handler, the answer.
+
+mod accept;
+mod conn;
+mod dispatch;
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::sync::{watch, Notify};
+
+use crate::config::{Config, SignalPolicy};
+use crate::handler::Handler;
+use crate::outcome::{Outcome, StopCause};
+use crate::pool::HandlerPool;
+use crate::signals::{Listen, SignalGuard, SignalSender};
+use crate::sys;
+
+pub use dispatch::in_handler;
+
+/// Why `start` failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartErrorKind {
+    /// The address does not parse or resolve.
+    InvalidAddress,
+    /// A configuration value is out of range.
+    InvalidConfig,
+    /// Another socket holds the address.
+    AddrInUse,
+    /// The OS refused the address (privileged port, foreign address).
+    PermissionDenied,
+    /// Any other bind or listen failure.
+    Bind,
+    /// Signal handlers could not be installed.
+    Signals,
+    /// The runtime could not be built.
+    Runtime,
+}
+
+/// A failed start: what kind, and one line naming the address and the OS error.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartError {
+    /// The kind of failure.
+    pub kind: StartErrorKind,
+    /// A sentence for humans, e.g. `cannot listen on 127.0.0.1:8080: Address already in use (os error 98)`.
+    pub message: String,
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl StartError {
+    fn new(kind: StartErrorKind, message: impl Into<String>) -> Self {
+        StartError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The stop cause a failed start amounts to.
+    pub fn cause(&self) -> StopCause {
+        match self.kind {
+            StartErrorKind::Runtime | StartErrorKind::Signals => StopCause::RuntimeFailed,
+            StartErrorKind::InvalidConfig => StopCause::InvalidOptions,
+            _ => StopCause::BindFailed,
+        }
+    }
+
+    /// The outcome a failed start amounts to (exit status 1).
+    pub fn outcome(&self) -> Outcome {
+        Outcome::new(self.cause(), self.message.clone())
+    }
+}
+
+/// A blocking call made on a thread the stop itself waits for: inside one of this server's
+/// handler calls, or on one of its runtime threads. Waiting there would wait forever, so the
+/// call does not block ([`Server::shutdown`] has started the drain all the same).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnThread;
+
+impl std::fmt::Display for OwnThread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "called from one of this server's handler or runtime threads: the stop waits for this thread, so the call cannot block here",
+        )
+    }
+}
+
+impl std::error::Error for OwnThread {}
+
+/// Counters a host can read while the server runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections open now.
+    pub connections_active: u64,
+    /// Connections accepted since start.
+    pub connections_total: u64,
+    /// Requests being handled now.
+    pub requests_active: u64,
+    /// Requests received since start.
+    pub requests_total: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    connections_active: AtomicUsize,
+    connections_total: AtomicU64,
+    requests_active: AtomicUsize,
+    requests_total: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DrainCause {
+    Signal,
+    Call,
+}
+
+/// What has been asked of the server: a drain (with its deadline) and/or a forced stop.
+#[derive(Debug, Clone, Copy, Default)]
+struct Control {
+    drain: Option<(DrainCause, Option<Instant>)>,
+    force: bool,
+}
+
+/// What each connection task is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnState {
+    Serving,
+    Draining,
+    Forced,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// The server whose runtime owns this thread (0: none).
+    static RUNTIME_OF: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The state shared between the control API (any thread) and the runtime.
+#[derive(Debug)]
+struct Shared {
+    /// Unique in the process; marks this server's threads.
+    id: u64,
+    control: watch::Sender<Control>,
+    done: Mutex<Option<Outcome>>,
+    done_cv: Condvar,
+    /// Woken with `done_cv`, for a waiter that drives the runtime itself (WASI).
+    done_async: Notify,
+    counters: Counters,
+    signal_timeout: Duration,
+    /// Handler calls currently inside host code.
+    handlers_in_host: AtomicUsize,
+}
+
+impl Shared {
+    fn request_drain(&self, cause: DrainCause, timeout: Option<Duration>) {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        self.control.send_modify(|c| match &mut c.drain {
+            None => c.drain = Some((cause, deadline)),
+            Some((_, old)) => {
+                *old = match (*old, deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            }
+        });
+    }
+
+    /// The signal policy in one place: the first signal drains with the signal deadline, any
+    /// later one forces the stop at once.
+    fn on_signal(&self, signum: i32) {
+        let timeout = self.signal_timeout;
+        self.control.send_modify(|c| {
+            if c.drain.is_none() {
+                tracing::info!(signum, "signal received: draining");
+                c.drain = Some((DrainCause::Signal, Some(Instant::now() + timeout)));
+            } else {
+                tracing::info!(signum, "second signal during drain: forcing stop");
+                c.force = true;
+            }
+        });
+    }
+
+    fn finish(&self, outcome: Outcome) {
+        let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        if d.is_none() {
+            tracing::info!(cause = ?outcome.cause, "{}", outcome.message);
+            *d = Some(outcome);
+        }
+        self.done_cv.notify_all();
+        self.done_async.notify_waiters();
+    }
+
+    fn outcome_now(&self) -> bool {
+        self.done
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    fn wait_done(&self, timeout: Option<Duration>) -> Option<Outcome> {
+        let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(o) = d.as_ref() {
+                return Some(o.clone());
+            }
+            match deadline {
+                None => d = self.done_cv.wait(d).unwrap_or_else(|e| e.into_inner()),
+                Some(dl) => {
+                    let now = Instant::now();
+                    if now >= dl {
+                        return None;
+                    }
+                    d = self
+                        .done_cv
+                        .wait_timeout(d, dl - now)
+                        .unwrap_or_else(|e| e.into_inner())
+                        .0;
+                }
+            }
+        }
+    }
+}
+
+/// Everything a connection task needs.
+struct App {
+    builder: auto::Builder<TokioExecutor>,
+    handler: Option<Arc<dyn Handler>>,
+    inline_handler: bool,
+    max_body_bytes: u64,
+    keepalive_idle_timeout: Duration,
+    shared: Arc<Shared>,
+    tracker: Arc<accept::Tracker>,
+    state: watch::Sender<ConnState>,
+    /// Hot handler threads (absent for inline handlers).
+    pool: Option<Arc<HandlerPool>>,
+}
+
+/// A running (or stopped, not yet waited) server. All methods take `&self` and may be called
+/// from any thread; `wait` tears the runtime down on the calling thread. Any number of servers
+/// may run in one process.
+pub struct Server {
+    shared: Arc<Shared>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+    pool: Option<Arc<HandlerPool>>,
+    signals: Mutex<SignalGuard>,
+    sender: SignalSender,
+    local_addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bind_error(addr: &str, e: std::io::Error) -> StartError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::AddrInUse => StartErrorKind::AddrInUse,
+        std::io::ErrorKind::PermissionDenied => StartErrorKind::PermissionDenied,
+        _ => StartErrorKind::Bind,
+    };
+    StartError::new(kind, format!("cannot listen on {addr}: {e}"))
+}
+
+fn bind_listener(addr: &str) -> Result<std::net::TcpListener, StartError> {
+    let addrs =
+        sys::resolve(addr).map_err(|m| StartError::new(StartErrorKind::InvalidAddress, m))?;
+    let mut last_err = None;
+    for a in &addrs {
+        match sys::bind(*a) {
+            Ok(l) => return Ok(l),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    Err(bind_error(
+        addr,
+        last_err.unwrap_or_else(|| std::io::Error::other("no address")),
+    ))
+}
+
+impl Server {
+    /// Validates `config`, binds synchronously, and starts serving on a background runtime.
+    /// `handler` answers every request; `None` answers `200 OK` to everything.
+    pub fn start(config: Config, handler: Option<Arc<dyn Handler>>) -> Result<Server, StartError> {
+        crate::logging::init();
+        config
+            .validate()
+            .map_err(|m| StartError::new(StartErrorKind::InvalidConfig, m))?;
+        let std_listener = bind_listener(&config.addr)?;
+        let local_addr = std_listener
+            .local_addr()
+            .map_err(|e| bind_error(&config.addr, e))?;
+
+        let listen = match config.signals {
+            SignalPolicy::Library => Listen::Real,
+            SignalPolicy::Host => Listen::Process,
+            SignalPolicy::Isolated => Listen::Own,
+        };
+        let signals =
+            SignalGuard::claim(listen).map_err(|m| StartError::new(StartErrorKind::Signals, m))?;
+
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let runtime = sys::runtime(&config, Arc::new(move || RUNTIME_OF.with(|c| c.set(id))))
+            .map_err(|e| {
+                StartError::new(
+                    StartErrorKind::Runtime,
+                    format!("cannot start the runtime: {e}"),
+                )
+            })?;
+
+        let (control, _) = watch::channel(Control::default());
+        let shared = Arc::new(Shared {
+            id,
+            control,
+            done: Mutex::new(None),
+            done_cv: Condvar::new(),
+            done_async: Notify::new(),
+            counters: Counters::default(),
+            signal_timeout: config.signal_drain_timeout,
+            handlers_in_host: AtomicUsize::new(0),
+        });
+
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .max_buf_size(config.max_header_bytes.max(8192))
+            .keep_alive(true)
+            .half_close(false)
+            .writev(sys::USE_WRITEV);
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_header_list_size(config.max_header_bytes.min(u32::MAX as usize) as u32)
+            .max_concurrent_streams(256);
+
+        let (state, _) = watch::channel(ConnState::Serving);
+        let inline_handler = config.inline_handler || sys::FORCE_INLINE_HANDLER;
+        let pool = (handler.is_some() && !inline_handler).then(|| {
+            let hot = sys::hot_handler_threads(&config);
+            HandlerPool::start(
+                hot,
+                hot >= config.handler_threads,
+                sys::handler_thread_start,
+            )
+        });
+        let app = Arc::new(App {
+            builder,
+            handler,
+            inline_handler,
+            pool: pool.clone(),
+            max_body_bytes: config.max_body_bytes,
+            keepalive_idle_timeout: config.keepalive_idle_timeout,
+            shared: shared.clone(),
+            tracker: Arc::new(accept::Tracker::default()),
+            state,
+        });
+
+        let listener = {
+            let _g = runtime.enter();
+            sys::listener(std_listener).map_err(|e| bind_error(&config.addr, e))?
+        };
+
+        let reader = signals.reader();
+        let sh = shared.clone();
+        runtime.spawn(async move {
+            reader.run(move |signum| sh.on_signal(signum)).await;
+        });
+
+        let max_conns = config.max_connections;
+        let main = runtime.spawn(accept::run(listener, app, max_conns));
+        let sh = shared.clone();
+        runtime.spawn(async move {
+            let outcome = match main.await {
+                Ok(o) => o,
+                Err(e) => Outcome::new(
+                    StopCause::RuntimeFailed,
+                    format!("the server task failed: {e}"),
+                ),
+            };
+            sh.finish(outcome);
+        });
+
+        tracing::info!(%local_addr, "listening");
+        let sender = signals.sender();
+        Ok(Server {
+            shared,
+            runtime: Mutex::new(Some(runtime)),
+            pool,
+            signals: Mutex::new(signals),
+            sender,
+            local_addr,
+        })
+    }
+
+    /// The address actually bound (the real port when port 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// True on a thread the stop waits for: inside one of this server's handler calls, or one
+    /// of its runtime threads. Blocking calls refuse to wait there (see [`OwnThread`]).
+    pub fn on_own_thread(&self) -> bool {
+        dispatch::in_handler_of(self.shared.id) || RUNTIME_OF.with(|c| c.get()) == self.shared.id
+    }
+
+    /// Starts a drain without waiting for it. `timeout` is the deadline from now (`None`: no
+    /// deadline). A drain already under way keeps the earlier of the two deadlines.
+    pub fn begin_shutdown(&self, timeout: Option<Duration>) {
+        self.shared.request_drain(DrainCause::Call, timeout);
+    }
+
+    /// Starts a drain and blocks until the server has stopped and is torn down; returns how it
+    /// ended. On one of this server's own threads (a handler) it only starts the drain and
+    /// returns `Err(OwnThread)`: the drain waits for that very thread.
+    pub fn shutdown(&self, timeout: Option<Duration>) -> Result<Outcome, OwnThread> {
+        self.begin_shutdown(timeout);
+        self.wait()
+    }
+
+    /// The same path a caught signal takes: first a drain, then a forced stop.
+    pub fn signal(&self, signum: i32) {
+        self.shared.on_signal(signum);
+    }
+
+    /// A handle that delivers signals to this server from anywhere, including a signal
+    /// handler (no locks, no allocation): the first drains, the next forces.
+    pub fn signal_sender(&self) -> SignalSender {
+        self.sender.clone()
+    }
+
+    /// Blocks until the server has stopped, tears the runtime down on this thread and restores
+    /// signal handlers; returns the outcome. Safe to call more than once and from many threads;
+    /// `Err(OwnThread)` on one of this server's own threads.
+    pub fn wait(&self) -> Result<Outcome, OwnThread> {
+        if self.on_own_thread() {
+            return Err(OwnThread);
+        }
+        self.drive(None);
+        let o = self
+            .shared
+            .wait_done(None)
+            .expect("wait without timeout returns an outcome");
+        self.teardown();
+        Ok(o)
+    }
+
+    /// Like [`Server::wait`] but gives up after `timeout`, returning `Ok(None)` while the
+    /// server still runs.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<Option<Outcome>, OwnThread> {
+        if self.on_own_thread() {
+            return Err(OwnThread);
+        }
+        let rest = self.drive(Some(timeout));
+        let Some(o) = self.shared.wait_done(rest) else {
+            return Ok(None);
+        };
+        self.teardown();
+        Ok(Some(o))
+    }
+
+    /// The outcome, if the server has stopped (it may not be torn down yet).
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.shared.wait_done(Some(Duration::ZERO))
+    }
+
+    /// Live counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.counters;
+        Stats {
+            connections_active: c.connections_active.load(Ordering::Relaxed) as u64,
+            connections_total: c.connections_total.load(Ordering::Relaxed),
+            requests_active: c.requests_active.load(Ordering::Relaxed) as u64,
+            requests_total: c.requests_total.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs the runtime on this thread until the server stops or `timeout` passes, where the
+    /// runtime has no threads of its own (WASI); a no-op natively. Returns how long a condvar
+    /// wait for the outcome may still take (`timeout` natively, nothing after driving).
+    fn drive(&self, timeout: Option<Duration>) -> Option<Duration> {
+        let sh = &self.shared;
+        sys::drive(&self.runtime, &sh.done_async, || sh.outcome_now(), timeout)
+    }
+
+    /// Handler calls still in host code. A call that already answered may still be on its way
+    /// out (the client can have its response before the callback returns): give those a
+    /// moment — up to a second after a graceful stop, where every request was answered, and
+    /// only a few milliseconds after a forced one, where a stuck handler must not delay the
+    /// exit.
+    fn handlers_still_returning(&self) -> usize {
+        let graceful = self.outcome().is_some_and(|o| o.cause.is_graceful());
+        let grace = Duration::from_millis(if graceful { 1000 } else { 10 });
+        let end = Instant::now() + grace;
+        loop {
+            let n = self.shared.handlers_in_host.load(Ordering::SeqCst);
+            if n == 0 || Instant::now() >= end {
+                return n;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn teardown(&self) {
+        let rt = self
+            .runtime
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(rt) = rt {
+            let stuck = self.handlers_still_returning();
+            if let Some(pool) = &self.pool {
+                pool.stop(stuck == 0);
+            }
+            if stuck == 0 && tokio::runtime::Handle::try_current().is_err() {
+                // Join every runtime thread here, so that when wait returns the threads, their
+                // fds and the handler (with the host's userdata) are gone. Nothing is running,
+                // so this takes milliseconds; the bound only guards against the unforeseen.
+                rt.shutdown_timeout(Duration::from_secs(2));
+            } else {
+                // Handler calls stuck in host code after a forced stop cannot be joined
+                // without waiting on the host: they finish on their own, and the handler's
+                // userdata is dropped when the last of them returns.
+                tracing::debug!(stuck, "leaving stuck handler threads behind");
+                rt.shutdown_background();
+            }
+        }
+        self.signals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .release();
+    }
+}
+
+impl Drop for Server {
+    /// A server dropped while running is stopped at once (deadline 0) and torn down. Dropped on
+    /// one of its own threads, it does not wait for that thread.
+    fn drop(&mut self) {
+        if self.outcome().is_none() {
+            self.begin_shutdown(Some(Duration::ZERO));
+            if !self.on_own_thread() {
+                let rest = self.drive(Some(Duration::from_secs(5)));
+                self.shared.wait_done(rest);
+            }
+        }
+        self.teardown();
+    }
+}
