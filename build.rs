@@ -64,7 +64,7 @@ fn main() {
 
 /// Counters in the newest `server_stats` (after `version`); `-Wextra` builds of the C tests
 /// fail when `SERVER_STATS_INIT` misses one.
-const STATS_COUNTERS: usize = 4;
+const STATS_COUNTERS: usize = 8;
 
 /// `SERVER_OPTIONS_INIT`: every field of the newest `server_options`, in order, with the
 /// defaults of src/defaults.rs (the C test suite checks it against `server_options_init`).
@@ -86,6 +86,13 @@ fn options_init_macro() -> String {
         DEFAULT_KEEPALIVE_IDLE_TIMEOUT_MS.to_string(),
         DEFAULT_MAX_HEADER_BYTES.to_string(),
         DEFAULT_MAX_BODY_BYTES.to_string(),
+        // version 2
+        "0".into(),
+        "0".into(),
+        "0".into(),
+        "NULL".into(),
+        "NULL".into(),
+        "NULL".into(),
     ];
     format!(
         "\n/** Initialiser for a server_options with every default (same as server_options_init). */\n#define SERVER_OPTIONS_INIT {{ {} }}\n\n/** Initialiser for a server_stats to pass to server_instance_get_stats / server_get_stats. */\n#define SERVER_STATS_INIT {{ SERVER_STATS_VERSION{} }}\n",

@@ -68,10 +68,10 @@
 #include <stdint.h>
 
 /** Initialiser for a server_options with every default (same as server_options_init). */
-#define SERVER_OPTIONS_INIT { SERVER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, SERVER_SIGNALS_LIBRARY, 5000, 0, 512, false, 10000, 30000, 60000, 65536, 8388608 }
+#define SERVER_OPTIONS_INIT { SERVER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, SERVER_SIGNALS_LIBRARY, 5000, 0, 512, false, 10000, 30000, 60000, 65536, 8388608, 0, 0, 0, NULL, NULL, NULL }
 
 /** Initialiser for a server_stats to pass to server_instance_get_stats / server_get_stats. */
-#define SERVER_STATS_INIT { SERVER_STATS_VERSION, 0, 0, 0, 0 }
+#define SERVER_STATS_INIT { SERVER_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 /**
@@ -85,12 +85,12 @@
 /**
  * The newest `server_stats` layout this header describes.
  */
-#define SERVER_STATS_VERSION 1
+#define SERVER_STATS_VERSION 2
 
 /**
  * The newest options layout this header describes. Pass it to `server_options_init`.
  */
-#define SERVER_OPTIONS_VERSION 1
+#define SERVER_OPTIONS_VERSION 2
 
 /**
  * The library handles SIGINT/SIGTERM itself while the server runs (default).
@@ -107,6 +107,32 @@
  * `server_shutdown(SERVER_TIMEOUT_INFINITE)` drains without a deadline.
  */
 #define SERVER_TIMEOUT_INFINITE UINT32_MAX
+
+/**
+ * What a lifecycle event was, passed to `server_event_fn`.
+ */
+enum server_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A drain was requested: the pre-drain delay (if any) or the drain begins. The message
+   * gives the cause, the delay, the deadline and the connections open.
+   */
+  SERVER_EVENT_DRAIN_STARTED = 1,
+  /**
+   * The server stopped: graceful in N ms, or forced with the number of connections cut.
+   */
+  SERVER_EVENT_STOPPED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum server_event_kind server_event_kind;
+#else
+typedef uint32_t server_event_kind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
 
 /**
  * Why a server stopped, as read by `server_instance_stop_cause` / `server_last_stop_cause`.
@@ -321,6 +347,13 @@ typedef void (*server_handler_fn)(void *userdata, struct server_request *req);
 typedef void (*server_userdata_drop_fn)(void *userdata);
 
 /**
+ * Called on lifecycle events with the options' `userdata`, the kind, and a NUL-terminated
+ * one-line message valid only during the call (print it, e.g. `fprintf(stderr, "app: %s\n",
+ * message)`). Runs on a library thread; must not block, must return normally.
+ */
+typedef void (*server_event_fn)(void *userdata, server_event_kind kind, const char *message);
+
+/**
  * Server options. Initialise with `server_options_init(&opts, SERVER_OPTIONS_VERSION)` (or
  * `SERVER_OPTIONS_INIT`), then set fields. A zero numeric field means "the default", except
  * `signal_drain_timeout_ms`.
@@ -397,6 +430,43 @@ typedef struct server_options {
    * Largest request body in bytes (default 8 MiB); larger gets 413.
    */
   uint64_t max_body_bytes;
+  /**
+   * Pre-drain delay, ms (default 0: none). When a drain is requested (signal, shutdown call,
+   * notify) the server first keeps accepting and serving this long: the readiness path
+   * answers 503, every HTTP/1.1 answer carries `Connection: close`, every HTTP/2 connection
+   * gets the first GOAWAY, idle keep-alive connections are left open. Then the drain runs;
+   * its deadline counts from the end of the delay, so a process stops within delay +
+   * deadline. A second signal during the delay forces the stop at once; a shutdown with
+   * timeout 0 ends the delay and stops at once.
+   */
+  uint32_t drain_delay_ms;
+  /**
+   * After this many requests on one connection its next answer closes it (HTTP/1.1
+   * `Connection: close`, HTTP/2 GOAWAY). 0 (default): no limit.
+   */
+  uint32_t max_requests_per_connection;
+  /**
+   * A connection older than this, ms, is closed after its next answer (HTTP/1.1) or gets
+   * GOAWAY (HTTP/2), so L4 balancers rebalance after a rollout. 0 (default): no limit.
+   */
+  uint32_t max_connection_age_ms;
+  /**
+   * Readiness path answered by the library before the handler (e.g. `/readyz`): 200
+   * `ready` while serving, 503 `draining` with `Connection: close` from the moment a drain
+   * is requested. NULL or empty (default): off. Copied during the start.
+   */
+  const char *readiness_path;
+  /**
+   * Liveness path answered by the library before the handler (e.g. `/livez`): 200 `alive`
+   * until the server stops. NULL or empty (default): off. Copied during the start.
+   */
+  const char *liveness_path;
+  /**
+   * Called with `userdata` on lifecycle events (drain started, stopped) with a one-line
+   * message to print or log; NULL (default): none. Runs on a library thread, never
+   * concurrently with itself for one server; it must not block.
+   */
+  server_event_fn on_event;
 } server_options;
 
 /**
@@ -426,6 +496,23 @@ typedef struct server_stats {
    * Requests received since start.
    */
   uint64_t requests_total;
+  /**
+   * Open connections with no request in flight now (idle keep-alive, or nothing sent yet).
+   */
+  uint64_t connections_idle;
+  /**
+   * Connections that ended during the pre-drain delay or the drain without being cut
+   * (closed as idle, or after their last answer said `Connection: close` / GOAWAY).
+   */
+  uint64_t connections_drained;
+  /**
+   * Connections cut by force (drain deadline, second signal).
+   */
+  uint64_t connections_cut;
+  /**
+   * Requests answered during the pre-drain delay.
+   */
+  uint64_t requests_during_delay;
 } server_stats;
 
 /**
@@ -572,6 +659,13 @@ int server_instance_local_addr(const struct server_instance *srv,
 int server_instance_get_stats(const struct server_instance *srv, struct server_stats *out);
 
 /**
+ * Returns 1 from the moment a drain of `srv` was requested (signal, shutdown call,
+ * notify), including during the pre-drain delay, else 0 (also for NULL). For hosts and
+ * handlers that fail their own health checks or end long polls. Any thread.
+ */
+int server_instance_drain_requested(const struct server_instance *srv);
+
+/**
  * Returns why `srv` stopped (`SERVER_CAUSE_NONE` while it runs, or when `srv` is NULL).
  * Any thread.
  */
@@ -672,6 +766,12 @@ int server_notify_signal(int signum);
  * start). Any thread.
  */
 server_stop_cause server_last_stop_cause(void);
+
+/**
+ * Returns 1 from the moment a drain of the default server was requested (including
+ * during the pre-drain delay), else 0 (also when none runs). Any thread.
+ */
+int server_drain_requested(void);
 
 /**
  * Returns the bound port of the running (or drained, not yet waited) default server; 0
@@ -797,6 +897,13 @@ int server_request_body(const struct server_request *req, const uint8_t **out, s
  * NULL). Any thread, until `server_request_free(req)`.
  */
 int server_request_cancelled(const struct server_request *req);
+
+/**
+ * Returns 1 once the server that received `req` has been asked to drain (also during the
+ * pre-drain delay), else 0 (also for NULL): a long poll may end early. Any thread, until
+ * `server_request_free(req)`.
+ */
+int server_request_drain_requested(const struct server_request *req);
 
 /**
  * Releases `req`. If it was never answered the client gets `500 Internal Server Error`.

@@ -38,6 +38,27 @@ pub enum SignalPolicy {
 /// Everything [`crate::Server::start`] needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Pre-drain delay (0: none). When a drain is requested the server keeps accepting and
+    /// serving this long — readiness answers 503, every HTTP/1.1 answer says
+    /// `Connection: close`, every HTTP/2 connection gets the first GOAWAY, idle keep-alive
+    /// connections are left alone — so load balancers stop routing here before the listener
+    /// closes. The drain deadline counts from the end of the delay.
+    pub drain_delay: Duration,
+    /// Path answered by the library itself with 200 `ready` while serving and 503 `draining`
+    /// (with `Connection: close`) once a drain is requested. `None`: off.
+    pub readiness_path: Option<String>,
+    /// Path answered by the library itself with 200 `alive` until the server stops. `None`:
+    /// off.
+    pub liveness_path: Option<String>,
+    /// After this many requests on one connection its next answer closes it (HTTP/1.1
+    /// `Connection: close`, HTTP/2 GOAWAY). 0: no limit.
+    pub max_requests_per_connection: u64,
+    /// A connection older than this is closed after its next answer (HTTP/1.1) or gets GOAWAY
+    /// (HTTP/2), so an L4 balancer rebalances after a rollout. `None`: no limit.
+    pub max_connection_age: Option<Duration>,
+    /// Called on lifecycle events (drain started, stopped) with a one-line message, on a
+    /// runtime thread: it must not block.
+    pub on_event: Option<crate::events::EventHook>,
     /// `HOST:PORT` to bind; port 0 picks a free port (read it back with `local_addr`).
     pub addr: String,
     /// Who handles SIGINT/SIGTERM.
@@ -67,6 +88,12 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            drain_delay: Duration::ZERO,
+            readiness_path: None,
+            liveness_path: None,
+            max_requests_per_connection: 0,
+            max_connection_age: None,
+            on_event: None,
             addr: DEFAULT_ADDR.to_string(),
             signals: SignalPolicy::Host,
             signal_drain_timeout: DEFAULT_SIGNAL_DRAIN_TIMEOUT,
@@ -98,6 +125,21 @@ impl Config {
         }
         if self.handler_threads == 0 {
             return Err("handler_threads must be at least 1".into());
+        }
+        for (name, p) in [
+            ("readiness_path", &self.readiness_path),
+            ("liveness_path", &self.liveness_path),
+        ] {
+            if let Some(p) = p {
+                if !p.starts_with('/') || p.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                    return Err(format!(
+                        "{name} {p:?} must be a path starting with '/' without spaces or control characters"
+                    ));
+                }
+            }
+        }
+        if self.readiness_path.is_some() && self.readiness_path == self.liveness_path {
+            return Err("readiness_path and liveness_path must differ".into());
         }
         if self.worker_threads > 1024 || self.handler_threads > 65_536 {
             return Err(format!(

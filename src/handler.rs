@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -27,6 +29,19 @@ pub struct Request {
     pub body: Bytes,
     /// The peer's address; `None` where the platform cannot tell (WASI).
     pub remote_addr: Option<SocketAddr>,
+    /// The server's "drain requested" flag.
+    pub(crate) drain: Option<Arc<AtomicBool>>,
+}
+
+impl Request {
+    /// True once the server that received this request has been asked to drain (also during
+    /// the pre-drain delay): a long poll may end early, a handler may fail its own health
+    /// check.
+    pub fn drain_requested(&self) -> bool {
+        self.drain
+            .as_ref()
+            .is_some_and(|d| d.load(std::sync::atomic::Ordering::SeqCst))
+    }
 }
 
 /// Why a reply could not be delivered.

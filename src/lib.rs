@@ -18,6 +18,7 @@
 
 pub mod config;
 mod defaults;
+pub mod events;
 pub mod handler;
 pub mod logging;
 pub mod outcome;
@@ -30,6 +31,7 @@ mod sys;
 pub mod ffi;
 
 pub use config::{Config, SignalPolicy};
+pub use events::{Event, EventHook, EventKind};
 pub use handler::{BodyWriter, Handler, Reply, ReplyError, Request, Response, ResponseBody};
 pub use outcome::{Outcome, StopCause};
 pub use server::{in_handler, OwnThread, Server, StartError, StartErrorKind, Stats};

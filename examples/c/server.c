@@ -1,15 +1,18 @@
 /*
  * server-c: the graceserve C example host (DESIGN.md §5 host contract).
  *
- *   server-c [--addr HOST:PORT] [--shutdown-timeout-ms N]
+ *   server-c [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]
  *
  *   GET  /            -> 200 "OK"
  *   GET  /sleep?ms=N  -> 200 "slept N" after N ms
  *   POST /echo        -> 200, body = request body
+ *   GET  /readyz      -> 200 "ready"; 503 "draining" once a drain is requested (the library)
+ *   GET  /livez       -> 200 "alive" until the server stops (the library)
  *   anything else     -> 404
  *
- * Prints "listening on HOST:PORT" once bound. SIGINT/SIGTERM drain gracefully; the exit
- * status is the outcome: 0 graceful, 1 bind failure or forced drain.
+ * Prints "listening on HOST:PORT" once bound. SIGINT/SIGTERM drain gracefully (after the
+ * pre-drain delay); the library's lifecycle events (drain started, stopped) go to stderr, one
+ * line each. The exit status is the outcome: 0 graceful, 1 bind failure or forced drain.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -80,8 +83,23 @@ static void handle(void *userdata, struct server_request *req) {
     }
 }
 
+static void on_event(void *userdata, server_event_kind kind, const char *message) {
+    (void)userdata;
+    (void)kind;
+    fprintf(stderr, "server-c: %s\n", message);
+}
+
 static void usage(void) {
-    fprintf(stderr, "usage: server-c [--addr HOST:PORT] [--shutdown-timeout-ms N]\n");
+    fprintf(stderr, "usage: server-c [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]\n");
+}
+
+/* Parses a millisecond flag value: 0..UINT32_MAX-1; -1 when invalid. */
+static long long parse_ms(const char *val) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long ms = strtoull(val, &end, 10);
+    if (errno != 0 || *val == '\0' || *end != '\0' || *val == '-' || ms > UINT32_MAX - 1) return -1;
+    return (long long)ms;
 }
 
 int main(int argc, char **argv) {
@@ -89,43 +107,57 @@ int main(int argc, char **argv) {
     server_options_init(&opts, SERVER_OPTIONS_VERSION);
     opts.addr = "127.0.0.1:8080";
     opts.handler = handle;
+    opts.readiness_path = "/readyz";
+    opts.liveness_path = "/livez";
+    opts.on_event = on_event;
 
+    static const char *const ms_flags[] = {"--shutdown-timeout-ms", "--drain-delay-ms"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = NULL;
-        if (strcmp(a, "--addr") == 0 || strcmp(a, "--shutdown-timeout-ms") == 0) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "server-c: %s needs a value\n", a);
-                usage();
-                return 2;
-            }
-            val = argv[++i];
-        } else if (strncmp(a, "--addr=", 7) == 0) {
-            a = "--addr";
-            val = argv[i] + 7;
-        } else if (strncmp(a, "--shutdown-timeout-ms=", 22) == 0) {
-            a = "--shutdown-timeout-ms";
-            val = argv[i] + 22;
-        } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+        const char *flag = NULL;
+        size_t len = 0;
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage();
             return 0;
-        } else {
+        }
+        const char *const flags[] = {"--addr", ms_flags[0], ms_flags[1]};
+        for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
+            len = strlen(flags[f]);
+            if (strcmp(a, flags[f]) == 0) {
+                if (i + 1 >= argc) {
+                    fprintf(stderr, "server-c: %s needs a value\n", a);
+                    usage();
+                    return 2;
+                }
+                flag = flags[f];
+                val = argv[++i];
+                break;
+            }
+            if (strncmp(a, flags[f], len) == 0 && a[len] == '=') {
+                flag = flags[f];
+                val = a + len + 1;
+                break;
+            }
+        }
+        if (flag == NULL) {
             fprintf(stderr, "server-c: unknown argument %s\n", a);
             usage();
             return 2;
         }
-        if (strcmp(a, "--addr") == 0) {
+        if (strcmp(flag, "--addr") == 0) {
             opts.addr = val;
-        } else {
-            char *end = NULL;
-            errno = 0;
-            unsigned long ms = strtoul(val, &end, 10);
-            if (errno != 0 || *val == '\0' || *end != '\0' || *val == '-' || ms > UINT32_MAX - 1) {
-                fprintf(stderr, "server-c: invalid --shutdown-timeout-ms %s\n", val);
-                return 2;
-            }
-            opts.signal_drain_timeout_ms = (uint32_t)ms;
+            continue;
         }
+        long long ms = parse_ms(val);
+        if (ms < 0) {
+            fprintf(stderr, "server-c: invalid %s %s\n", flag, val);
+            return 2;
+        }
+        if (flag == ms_flags[0])
+            opts.signal_drain_timeout_ms = (uint32_t)ms;
+        else
+            opts.drain_delay_ms = (uint32_t)ms;
     }
 
     if (server_start(&opts) != SERVER_OK) {
@@ -137,8 +169,6 @@ int main(int argc, char **argv) {
         printf("listening on %s\n", addr);
         fflush(stdout);
     }
-    int status = server_wait();
-    if (status != 0)
-        fprintf(stderr, "server-c: %s\n", server_last_error());
-    return status;
+    /* The outcome was printed by on_event (SERVER_EVENT_STOPPED). */
+    return server_wait();
 }

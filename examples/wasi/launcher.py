@@ -2,7 +2,7 @@
 """server-wasi: runs the graceserve WASI component under wasmtime so that, from outside, it obeys
 the host contract (DESIGN.md §5) exactly like server-c.
 
-    server-wasi [--addr HOST:PORT] [--shutdown-timeout-ms N]
+    server-wasi [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]
 
 The flags are checked here as server-c checks them (usage errors exit 2, which a WASI command
 cannot report itself), then passed to the guest unchanged. WASI has no signals, so
@@ -52,7 +52,10 @@ def find_component() -> str:
 
 
 def usage() -> None:
-    print(f"usage: {NAME} [--addr HOST:PORT] [--shutdown-timeout-ms N]", file=sys.stderr)
+    print(f"usage: {NAME} [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]", file=sys.stderr)
+
+
+FLAGS = ("--addr", "--shutdown-timeout-ms", "--drain-delay-ms")
 
 
 def check_args(argv: list[str]) -> Optional[int]:
@@ -63,17 +66,16 @@ def check_args(argv: list[str]) -> Optional[int]:
     i = 0
     while i < len(argv):
         a = argv[i]
-        if a in ("--addr", "--shutdown-timeout-ms"):
+        inline = [f for f in FLAGS if a.startswith(f + "=")]
+        if a in FLAGS:
             if i + 1 >= len(argv):
                 print(f"{NAME}: {a} needs a value", file=sys.stderr)
                 usage()
                 return 2
             i += 1
             flag, val = a, argv[i]
-        elif a.startswith("--addr="):
-            flag, val = "--addr", a[len("--addr="):]
-        elif a.startswith("--shutdown-timeout-ms="):
-            flag, val = "--shutdown-timeout-ms", a[len("--shutdown-timeout-ms="):]
+        elif inline:
+            flag, val = inline[0], a[len(inline[0]) + 1 :]
         elif a in ("-h", "--help"):
             usage()
             return 0
@@ -81,10 +83,8 @@ def check_args(argv: list[str]) -> Optional[int]:
             print(f"{NAME}: unknown argument {a}", file=sys.stderr)
             usage()
             return 2
-        if flag == "--shutdown-timeout-ms" and not (
-            val.isascii() and val.isdigit() and int(val) < 2**32 - 1
-        ):
-            print(f"{NAME}: invalid --shutdown-timeout-ms {val}", file=sys.stderr)
+        if flag != "--addr" and not (val.isascii() and val.isdigit() and int(val) < 2**32 - 1):
+            print(f"{NAME}: invalid {flag} {val}", file=sys.stderr)
             return 2
         i += 1
     return None

@@ -2,13 +2,17 @@
 //! built on the Rust core directly.
 //!
 //! ```text
-//! server-wasi [--addr HOST:PORT] [--shutdown-timeout-ms N]
+//! server-wasi [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]
 //!
 //!   GET  /            -> 200 "OK"
 //!   GET  /sleep?ms=N  -> 200 "slept N" after N ms
 //!   POST /echo        -> 200, body = request body
+//!   GET  /readyz      -> 200 "ready"; 503 "draining" once a drain is requested (the library)
+//!   GET  /livez       -> 200 "alive" until the server stops (the library)
 //!   anything else     -> 404
 //! ```
+//!
+//! The library's lifecycle events (drain started, stopped) go to stderr, one line each.
 //!
 //! Prints `listening on HOST:PORT` once bound. WASI has no signals: stdin is the signal channel
 //! (each byte read, and the end of stdin, count as one SIGTERM), so the first byte or EOF
@@ -76,17 +80,29 @@ fn handle(req: Request, r: Reply) {
 }
 
 fn usage() {
-    eprintln!("usage: {NAME} [--addr HOST:PORT] [--shutdown-timeout-ms N]");
+    eprintln!("usage: {NAME} [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]");
 }
+
+const FLAGS: [&str; 3] = ["--addr", "--shutdown-timeout-ms", "--drain-delay-ms"];
 
 /// Parses the command line; `Err(status)` when the process should exit at once.
 fn parse_args(args: &[String]) -> Result<Config, i32> {
     let mut cfg = Config::new(graceserve::config::DEFAULT_ADDR);
     cfg.signals = SignalPolicy::Library;
+    cfg.readiness_path = Some("/readyz".into());
+    cfg.liveness_path = Some("/livez".into());
+    cfg.on_event = Some(graceserve::EventHook::new(|ev: &graceserve::Event| {
+        eprintln!("{NAME}: {}", ev.message);
+    }));
     let mut i = 0;
     while i < args.len() {
         let a = args[i].as_str();
-        let (flag, val) = if a == "--addr" || a == "--shutdown-timeout-ms" {
+        let inline = FLAGS.iter().find_map(|f| {
+            a.strip_prefix(f)
+                .and_then(|rest| rest.strip_prefix('='))
+                .map(|v| (*f, v))
+        });
+        let (flag, val) = if FLAGS.contains(&a) {
             i += 1;
             match args.get(i) {
                 Some(v) => (a, v.as_str()),
@@ -96,10 +112,8 @@ fn parse_args(args: &[String]) -> Result<Config, i32> {
                     return Err(2);
                 }
             }
-        } else if let Some(v) = a.strip_prefix("--addr=") {
-            ("--addr", v)
-        } else if let Some(v) = a.strip_prefix("--shutdown-timeout-ms=") {
-            ("--shutdown-timeout-ms", v)
+        } else if let Some(fv) = inline {
+            fv
         } else if a == "-h" || a == "--help" {
             usage();
             return Err(0);
@@ -117,10 +131,15 @@ fn parse_args(args: &[String]) -> Result<Config, i32> {
                 None
             };
             let Some(ms) = ms else {
-                eprintln!("{NAME}: invalid --shutdown-timeout-ms {val}");
+                eprintln!("{NAME}: invalid {flag} {val}");
                 return Err(2);
             };
-            cfg.signal_drain_timeout = Duration::from_millis(u64::from(ms));
+            let d = Duration::from_millis(u64::from(ms));
+            if flag == "--drain-delay-ms" {
+                cfg.drain_delay = d;
+            } else {
+                cfg.signal_drain_timeout = d;
+            }
         }
         i += 1;
     }
@@ -145,12 +164,10 @@ fn main() {
         let _ = writeln!(out, "listening on {}", server.local_addr());
         let _ = out.flush();
     }
-    // main is not one of the server's threads, so the wait cannot be refused.
+    // main is not one of the server's threads, so the wait cannot be refused. The outcome
+    // was printed by the event hook.
     let outcome = server.wait().expect("waiting from main");
     let status = outcome.exit_status();
-    if status != 0 {
-        eprintln!("{NAME}: {outcome}");
-    }
     drop(server);
     std::process::exit(status);
 }
@@ -191,8 +208,16 @@ mod tests {
             2
         );
         assert_eq!(parse_args(&args(&["--help"])).unwrap_err(), 0);
+        let c = parse_args(&args(&["--drain-delay-ms", "1000", "--drain-delay-ms=250"])).unwrap();
+        assert_eq!(c.drain_delay, Duration::from_millis(250));
+        assert_eq!(
+            parse_args(&args(&["--drain-delay-ms", "x"])).unwrap_err(),
+            2
+        );
+        assert_eq!(c.readiness_path.as_deref(), Some("/readyz"));
         let d = parse_args(&[]).unwrap();
         assert_eq!(d.addr, "127.0.0.1:8080");
         assert_eq!(d.signal_drain_timeout, Duration::from_millis(5000));
+        assert_eq!(d.drain_delay, Duration::ZERO);
     }
 }

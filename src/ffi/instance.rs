@@ -78,7 +78,7 @@ fn cause_from_u32(v: u32) -> Option<StopCause> {
 }
 
 /// The newest `server_stats` layout this header describes.
-pub const SERVER_STATS_VERSION: u32 = 1;
+pub const SERVER_STATS_VERSION: u32 = 2;
 
 /// Live counters, filled by `server_instance_get_stats` / `server_get_stats`. Set `version`
 /// to `SERVER_STATS_VERSION` before the call: the library writes only the fields of that
@@ -97,12 +97,23 @@ pub struct server_stats {
     pub requests_active: u64,
     /// Requests received since start.
     pub requests_total: u64,
+    // ---- version 2 ----
+    /// Open connections with no request in flight now (idle keep-alive, or nothing sent yet).
+    pub connections_idle: u64,
+    /// Connections that ended during the pre-drain delay or the drain without being cut
+    /// (closed as idle, or after their last answer said `Connection: close` / GOAWAY).
+    pub connections_drained: u64,
+    /// Connections cut by force (drain deadline, second signal).
+    pub connections_cut: u64,
+    /// Requests answered during the pre-drain delay.
+    pub requests_during_delay: u64,
 }
 
 fn stats_size(version: u32) -> Option<usize> {
     use std::mem::{offset_of, size_of};
     match version {
         1 => Some(offset_of!(server_stats, requests_total) + size_of::<u64>()),
+        2 => Some(offset_of!(server_stats, requests_during_delay) + size_of::<u64>()),
         _ => None,
     }
 }
@@ -248,6 +259,10 @@ pub(super) unsafe fn write_stats(srv: &Server, out: *mut server_stats) -> c_int 
         connections_total: st.connections_total,
         requests_active: st.requests_active,
         requests_total: st.requests_total,
+        connections_idle: st.connections_idle,
+        connections_drained: st.connections_drained,
+        connections_cut: st.connections_cut,
+        requests_during_delay: st.requests_during_delay,
     };
     // SAFETY: the caller's struct has `size` writable bytes (its version's size).
     unsafe {
@@ -427,6 +442,15 @@ ffi_fn! {
         let s = unsafe { inst(srv) }.expect("checked");
         unsafe { write_stats(&s.server, out) }
     } ?= server_result::SERVER_ERR_PANIC as c_int
+}
+
+ffi_fn! {
+    /// Returns 1 from the moment a drain of `srv` was requested (signal, shutdown call,
+    /// notify), including during the pre-drain delay, else 0 (also for NULL). For hosts and
+    /// handlers that fail their own health checks or end long polls. Any thread.
+    unsafe fn server_instance_drain_requested(srv: *const server_instance) -> c_int {
+        unsafe { inst(srv) }.map_or(0, |s| c_int::from(s.server.drain_requested()))
+    } ?= 0
 }
 
 ffi_fn! {

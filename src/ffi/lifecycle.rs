@@ -205,6 +205,14 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Returns 1 from the moment a drain of the default server was requested (including
+    /// during the pre-drain delay), else 0 (also when none runs). Any thread.
+    fn server_drain_requested() -> c_int {
+        running().map_or(0, |s| c_int::from(s.drain_requested()))
+    } ?= 0
+}
+
+ffi_fn! {
     /// Returns the bound port of the running (or drained, not yet waited) default server; 0
     /// when there is none. Any thread.
     fn server_local_port() -> u16 {

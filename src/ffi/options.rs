@@ -6,11 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::error::{fail, server_result};
-use super::handler::{server_handler_fn, server_userdata_drop_fn, FfiHandler};
+use super::handler::{
+    server_event_fn, server_handler_fn, server_userdata_drop_fn, FfiHandler, Userdata,
+};
 use crate::config::{Config, SignalPolicy};
 
 /// The newest options layout this header describes. Pass it to `server_options_init`.
-pub const SERVER_OPTIONS_VERSION: u32 = 1;
+pub const SERVER_OPTIONS_VERSION: u32 = 2;
 /// The library handles SIGINT/SIGTERM itself while the server runs (default).
 pub const SERVER_SIGNALS_LIBRARY: u32 = 0;
 /// The host owns signals; it forwards them (`server_notify_signal` for the default server,
@@ -66,12 +68,39 @@ pub struct server_options {
     pub max_header_bytes: u32,
     /// Largest request body in bytes (default 8 MiB); larger gets 413.
     pub max_body_bytes: u64,
+    // ---- version 2 ----
+    /// Pre-drain delay, ms (default 0: none). When a drain is requested (signal, shutdown call,
+    /// notify) the server first keeps accepting and serving this long: the readiness path
+    /// answers 503, every HTTP/1.1 answer carries `Connection: close`, every HTTP/2 connection
+    /// gets the first GOAWAY, idle keep-alive connections are left open. Then the drain runs;
+    /// its deadline counts from the end of the delay, so a process stops within delay +
+    /// deadline. A second signal during the delay forces the stop at once; a shutdown with
+    /// timeout 0 ends the delay and stops at once.
+    pub drain_delay_ms: u32,
+    /// After this many requests on one connection its next answer closes it (HTTP/1.1
+    /// `Connection: close`, HTTP/2 GOAWAY). 0 (default): no limit.
+    pub max_requests_per_connection: u32,
+    /// A connection older than this, ms, is closed after its next answer (HTTP/1.1) or gets
+    /// GOAWAY (HTTP/2), so L4 balancers rebalance after a rollout. 0 (default): no limit.
+    pub max_connection_age_ms: u32,
+    /// Readiness path answered by the library before the handler (e.g. `/readyz`): 200
+    /// `ready` while serving, 503 `draining` with `Connection: close` from the moment a drain
+    /// is requested. NULL or empty (default): off. Copied during the start.
+    pub readiness_path: *const c_char,
+    /// Liveness path answered by the library before the handler (e.g. `/livez`): 200 `alive`
+    /// until the server stops. NULL or empty (default): off. Copied during the start.
+    pub liveness_path: *const c_char,
+    /// Called with `userdata` on lifecycle events (drain started, stopped) with a one-line
+    /// message to print or log; NULL (default): none. Runs on a library thread, never
+    /// concurrently with itself for one server; it must not block.
+    pub on_event: server_event_fn,
 }
 
 /// The size of options layout `version`: everything up to and including its last field.
 pub(crate) fn options_size(version: u32) -> Option<usize> {
     match version {
         1 => Some(offset_of!(server_options, max_body_bytes) + size_of::<u64>()),
+        2 => Some(offset_of!(server_options, on_event) + size_of::<server_event_fn>()),
         _ => None,
     }
 }
@@ -121,6 +150,12 @@ impl server_options {
             keepalive_idle_timeout_ms: c.keepalive_idle_timeout.as_millis() as u32,
             max_header_bytes: c.max_header_bytes as u32,
             max_body_bytes: c.max_body_bytes,
+            drain_delay_ms: c.drain_delay.as_millis() as u32,
+            max_requests_per_connection: c.max_requests_per_connection as u32,
+            max_connection_age_ms: c.max_connection_age.map_or(0, |d| d.as_millis() as u32),
+            readiness_path: std::ptr::null(),
+            liveness_path: std::ptr::null(),
+            on_event: None,
         }
     }
 
@@ -175,12 +210,19 @@ struct RawOptions {
     keepalive_idle_timeout_ms: u32,
     max_header_bytes: u32,
     max_body_bytes: u64,
+    drain_delay_ms: u32,
+    max_requests_per_connection: u32,
+    max_connection_age_ms: u32,
+    readiness_path: *const c_char,
+    liveness_path: *const c_char,
+    on_event: server_event_fn,
 }
 
 const _: () = {
     assert!(size_of::<RawOptions>() == size_of::<server_options>());
     assert!(offset_of!(RawOptions, inline_handler) == offset_of!(server_options, inline_handler));
     assert!(offset_of!(RawOptions, max_body_bytes) == offset_of!(server_options, max_body_bytes));
+    assert!(offset_of!(RawOptions, on_event) == offset_of!(server_options, on_event));
 };
 
 ffi_fn! {
@@ -235,17 +277,16 @@ pub(crate) unsafe fn read_options(
     }
     // SAFETY: non-NULL; the caller promises a server_options of the version it states.
     let o = unsafe { server_options::read(opts) }?;
-    let handler: Option<Arc<dyn crate::Handler>> = match o.handler {
-        Some(cb) => Some(Arc::new(FfiHandler::new(cb, o.userdata, o.userdata_drop))),
-        None => {
-            if let Some(drop_fn) = o.userdata_drop {
-                // No handler will ever use the userdata: release it now, once.
-                // SAFETY: the host gave us this function for this pointer.
-                unsafe { drop_fn(o.userdata) };
-            }
-            None
-        }
-    };
+    // The handler and the event callback share the userdata; it is dropped (once) when the
+    // last of them is gone, or right here when neither will ever use it.
+    let userdata = Arc::new(Userdata::new(o.userdata, o.userdata_drop));
+    let handler: Option<Arc<dyn crate::Handler>> = o
+        .handler
+        .map(|cb| Arc::new(FfiHandler::new(cb, userdata.clone())) as Arc<dyn crate::Handler>);
+    cfg.on_event = o
+        .on_event
+        .map(|cb| super::handler::event_hook(cb, userdata.clone()));
+    drop(userdata);
     if !o.addr.is_null() {
         // SAFETY: non-NULL, NUL-terminated per the contract.
         let s = unsafe { CStr::from_ptr(o.addr) };
@@ -281,5 +322,28 @@ pub(crate) unsafe fn read_options(
     cfg.keepalive_idle_timeout = ms(o.keepalive_idle_timeout_ms, cfg.keepalive_idle_timeout);
     cfg.max_header_bytes = or_default(o.max_header_bytes as usize, cfg.max_header_bytes);
     cfg.max_body_bytes = or_default(o.max_body_bytes, cfg.max_body_bytes);
+    cfg.drain_delay = Duration::from_millis(o.drain_delay_ms as u64);
+    cfg.max_requests_per_connection = o.max_requests_per_connection as u64;
+    cfg.max_connection_age = (o.max_connection_age_ms > 0)
+        .then(|| Duration::from_millis(o.max_connection_age_ms as u64));
+    cfg.readiness_path = unsafe { opt_str(o.readiness_path, "readiness_path") }?;
+    cfg.liveness_path = unsafe { opt_str(o.liveness_path, "liveness_path") }?;
     Ok((cfg, handler))
+}
+
+/// A NULL or empty C string is `None`; anything else must be UTF-8.
+unsafe fn opt_str(p: *const c_char, name: &str) -> Result<Option<String>, (server_result, String)> {
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-NULL, NUL-terminated per the contract.
+    let s = unsafe { CStr::from_ptr(p) };
+    match s.to_str() {
+        Ok("") => Ok(None),
+        Ok(v) => Ok(Some(v.to_owned())),
+        Err(_) => Err((
+            server_result::SERVER_ERR_INVALID_ARGUMENT,
+            format!("server_options.{name} {s:?} is not valid UTF-8"),
+        )),
+    }
 }

@@ -242,6 +242,15 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// Returns 1 once the server that received `req` has been asked to drain (also during the
+    /// pre-drain delay), else 0 (also for NULL): a long poll may end early. Any thread, until
+    /// `server_request_free(req)`.
+    unsafe fn server_request_drain_requested(req: *const server_request) -> c_int {
+        unsafe { req_ref(req) }.map_or(0, |r| c_int::from(r.req.drain_requested()))
+    } ?= 0
+}
+
+ffi_fn! {
     /// Releases `req`. If it was never answered the client gets `500 Internal Server Error`.
     /// NULL does nothing. Exactly once per request, from any thread; `req` is invalid
     /// afterwards.

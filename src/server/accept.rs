@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 
-use super::{conn, App, ConnState, DrainCause};
+use super::{conn, App, ConnState, DrainCause, DrainRequest};
+use crate::events::EventKind;
 use crate::outcome::{Outcome, StopCause};
 use crate::sys;
 
@@ -47,25 +48,84 @@ impl Drop for ConnGuard {
     }
 }
 
-/// Accepts until a drain is requested, then drains; returns the outcome.
+/// Sleeps until `at`, or forever when there is nothing to wait for.
+async fn until(at: Option<Instant>) {
+    match at {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// The line a host prints when the drain is requested.
+fn drain_started_message(app: &App, req: &DrainRequest) -> String {
+    let why = match req.cause {
+        DrainCause::Signal(n) => format!("signal {n}"),
+        DrainCause::Call => "shutdown call".to_string(),
+    };
+    let delay = req.delay_end.saturating_duration_since(req.requested_at);
+    let deadline = match req.deadline {
+        Some(d) => format!(
+            "deadline {} ms",
+            ms(d.saturating_duration_since(req.delay_end))
+        ),
+        None => "no deadline".to_string(),
+    };
+    let open = app.tracker.open.load(Ordering::SeqCst);
+    if delay.is_zero() {
+        format!("draining ({why}): {deadline}; {open} connection(s) open")
+    } else {
+        format!(
+            "draining ({why}): pre-drain delay {} ms, then {deadline}; {open} connection(s) open",
+            ms(delay)
+        )
+    }
+}
+
+/// Accepts until a drain is requested and its pre-drain delay is over, then drains; returns
+/// the outcome.
 pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize) -> Outcome {
     let shared = app.shared.clone();
     let mut control = shared.control.subscribe();
     let permits = Arc::new(Semaphore::new(max_conns));
     let mut failure = None;
+    let mut announced = false;
 
+    // Serving, then the pre-drain delay: the listener stays open and accepting throughout.
     loop {
-        if control.borrow_and_update().drain.is_some() {
-            break;
+        let c = *control.borrow_and_update();
+        if let Some(req) = c.drain {
+            if !announced {
+                announced = true;
+                shared.emit(EventKind::DrainStarted, || {
+                    drain_started_message(&app, &req)
+                });
+            }
+            if c.force || Instant::now() >= req.delay_end {
+                break;
+            }
+            if *app.state.borrow() == ConnState::Serving {
+                tracing::info!(
+                    delay_ms = ms(req.delay_end - Instant::now()),
+                    "pre-drain delay: still accepting, every answer closes its connection"
+                );
+                app.state.send_replace(ConnState::PreDrain);
+            }
         }
+        let delay_end = c.drain.map(|r| r.delay_end);
         let permit = tokio::select! {
             biased;
             _ = control.changed() => continue,
+            _ = until(delay_end) => continue,
             p = permits.clone().acquire_owned() => p.expect("semaphore never closed"),
         };
         let accepted = tokio::select! {
             biased;
             _ = control.changed() => continue,
+            _ = until(delay_end) => continue,
             r = sys::accept(&listener) => r,
         };
         match accepted {
@@ -85,7 +145,7 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
             Err(e) => {
                 tracing::error!("accept failed, stopping: {e}");
                 failure = Some(e);
-                shared.request_drain(DrainCause::Call, Some(shared.signal_timeout));
+                shared.request_drain(DrainCause::Call, Some(Duration::ZERO));
                 break;
             }
         }
@@ -97,30 +157,25 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
     tracing::info!(open = app.tracker.open.load(Ordering::SeqCst), "draining");
 
     let mut forced = None;
-    let cause = loop {
+    let req = loop {
         let c = *control.borrow_and_update();
-        let (cause, deadline) = c.drain.expect("drain requested");
+        let req = c.drain.expect("drain requested");
         if c.force {
             forced = Some(StopCause::ForcedSecondSignal);
-            break cause;
+            break req;
         }
-        let sleep = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
         tokio::select! {
-            _ = app.tracker.wait_zero() => break cause,
-            _ = sleep => {
+            _ = app.tracker.wait_zero() => break req,
+            _ = until(req.deadline) => {
                 forced = Some(StopCause::ForcedDeadline);
-                break cause;
+                break req;
             }
             _ = control.changed() => continue,
         }
     };
 
-    let elapsed = started.elapsed().as_millis();
+    let elapsed = ms(started.elapsed());
+    let total = ms(req.requested_at.elapsed());
     if let Some(e) = failure {
         force_close(&app).await;
         return Outcome::new(
@@ -130,11 +185,15 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
     }
     match forced {
         None => Outcome::new(
-            match cause {
-                DrainCause::Signal => StopCause::GracefulSignal,
+            match req.cause {
+                DrainCause::Signal(_) => StopCause::GracefulSignal,
                 DrainCause::Call => StopCause::GracefulCall,
             },
-            format!("stopped gracefully: every connection finished ({elapsed} ms drain)"),
+            if total > elapsed + 1 {
+                format!("stopped gracefully in {total} ms: every connection finished ({elapsed} ms drain after the pre-drain delay)")
+            } else {
+                format!("stopped gracefully in {total} ms: every connection finished ({elapsed} ms drain)")
+            },
         ),
         Some(fc) => {
             let left = app.tracker.open.load(Ordering::SeqCst);

@@ -1,7 +1,6 @@
 //! One request: body limits, the host handler (on a handler thread or inline), the answer.
 
 use std::cell::Cell;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -36,16 +35,47 @@ impl Drop for ActiveRequest<'_> {
     }
 }
 
+/// The library's own answer on the health paths, if `path` is one of them: readiness is 200
+/// `ready` until a drain is requested and 503 `draining` from then on; liveness is 200
+/// `alive` for as long as the server answers at all.
+fn health(app: &App, method: &http::Method, path: &str) -> Option<Response> {
+    let ready = app.readiness_path.as_deref() == Some(path);
+    if !ready && app.liveness_path.as_deref() != Some(path) {
+        return None;
+    }
+    if method != http::Method::GET && method != http::Method::HEAD {
+        let mut r = text_response(http::StatusCode::METHOD_NOT_ALLOWED, "GET or HEAD\n");
+        r.headers_mut().insert(
+            http::header::ALLOW,
+            http::HeaderValue::from_static("GET, HEAD"),
+        );
+        return Some(r);
+    }
+    Some(if !ready {
+        text_response(http::StatusCode::OK, "alive")
+    } else if app.shared.drain_requested.load(Ordering::SeqCst) {
+        // The connection closes after this answer (see conn::closes_after).
+        text_response(http::StatusCode::SERVICE_UNAVAILABLE, "draining")
+    } else {
+        text_response(http::StatusCode::OK, "ready")
+    })
+}
+
 pub(super) async fn handle(
-    app: Arc<App>,
+    app: &Arc<App>,
     req: http::Request<Incoming>,
     peer: SocketAddr,
-) -> Result<Response, Infallible> {
+) -> Response {
     let counters = &app.shared.counters;
     counters.requests_total.fetch_add(1, Ordering::Relaxed);
     counters.requests_active.fetch_add(1, Ordering::Relaxed);
     let _active = ActiveRequest(counters);
 
+    if app.readiness_path.is_some() || app.liveness_path.is_some() {
+        if let Some(r) = health(app, req.method(), req.uri().path()) {
+            return r;
+        }
+    }
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers
@@ -53,10 +83,10 @@ pub(super) async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > app.max_body_bytes) {
-        return Ok(text_response(
+        return text_response(
             http::StatusCode::PAYLOAD_TOO_LARGE,
             "request body too large\n",
-        ));
+        );
     }
     let body = if http_body::Body::is_end_stream(&body) {
         Bytes::new()
@@ -70,22 +100,22 @@ pub(super) async fn handle(
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    return Ok(text_response(
+                    return text_response(
                         http::StatusCode::PAYLOAD_TOO_LARGE,
                         "request body too large\n",
-                    ));
+                    );
                 }
                 tracing::debug!(%peer, "reading request body: {e}");
-                return Ok(text_response(
+                return text_response(
                     http::StatusCode::BAD_REQUEST,
                     "could not read the request body\n",
-                ));
+                );
             }
         }
     };
 
     let Some(handler) = app.handler.clone() else {
-        return Ok(text_response(http::StatusCode::OK, "OK"));
+        return text_response(http::StatusCode::OK, "OK");
     };
     let request = Request {
         path: parts.uri.path().to_owned(),
@@ -97,6 +127,7 @@ pub(super) async fn handle(
         // WASI accepts without asking for the peer (see sys::accept): an unspecified
         // address there means "unknown", never a real client.
         remote_addr: (!peer.ip().is_unspecified()).then_some(peer),
+        drain: Some(app.shared.drain_requested.clone()),
     };
     let (reply, rx) = Reply::channel();
     if app.inline_handler {
@@ -118,7 +149,7 @@ pub(super) async fn handle(
             }
         }
     }
-    Ok(match rx.await {
+    match rx.await {
         Ok(mut resp) => {
             sanitize_framing(resp.headers_mut());
             resp
@@ -127,7 +158,7 @@ pub(super) async fn handle(
             http::StatusCode::INTERNAL_SERVER_ERROR,
             "internal server error\n",
         ),
-    })
+    }
 }
 
 fn call_handler(shared: &Shared, handler: &dyn Handler, request: Request, reply: Reply) {

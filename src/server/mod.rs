@@ -12,7 +12,7 @@ mod dispatch;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,7 @@ use hyper_util::server::conn::auto;
 use tokio::sync::{watch, Notify};
 
 use crate::config::{Config, SignalPolicy};
+use crate::events::{EventHook, EventKind};
 use crate::handler::Handler;
 use crate::outcome::{Outcome, StopCause};
 use crate::pool::HandlerPool;
@@ -115,6 +116,15 @@ pub struct Stats {
     pub requests_active: u64,
     /// Requests received since start.
     pub requests_total: u64,
+    /// Open connections with no request in flight now (idle keep-alive, or not yet sent).
+    pub connections_idle: u64,
+    /// Connections that ended during the pre-drain delay or the drain without being cut:
+    /// closed as idle, or after their last answer said `Connection: close` / GOAWAY.
+    pub connections_drained: u64,
+    /// Connections cut by force (the drain deadline, a second signal).
+    pub connections_cut: u64,
+    /// Requests answered during the pre-drain delay.
+    pub requests_during_delay: u64,
 }
 
 #[derive(Debug, Default)]
@@ -123,18 +133,34 @@ struct Counters {
     connections_total: AtomicU64,
     requests_active: AtomicUsize,
     requests_total: AtomicU64,
+    /// Open connections with at least one request in flight.
+    connections_busy: AtomicUsize,
+    connections_drained: AtomicU64,
+    connections_cut: AtomicU64,
+    requests_during_delay: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum DrainCause {
-    Signal,
+    /// The signal number, for the log line.
+    Signal(i32),
     Call,
 }
 
-/// What has been asked of the server: a drain (with its deadline) and/or a forced stop.
+/// A requested drain: why, when the pre-drain delay ends, and the drain deadline (which
+/// counts from the end of the delay).
+#[derive(Debug, Clone, Copy)]
+struct DrainRequest {
+    cause: DrainCause,
+    requested_at: Instant,
+    delay_end: Instant,
+    deadline: Option<Instant>,
+}
+
+/// What has been asked of the server: a drain and/or a forced stop.
 #[derive(Debug, Clone, Copy, Default)]
 struct Control {
-    drain: Option<(DrainCause, Option<Instant>)>,
+    drain: Option<DrainRequest>,
     force: bool,
 }
 
@@ -142,6 +168,8 @@ struct Control {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ConnState {
     Serving,
+    /// The pre-drain delay: keep serving, but every answer closes its connection.
+    PreDrain,
     Draining,
     Forced,
 }
@@ -165,45 +193,96 @@ struct Shared {
     done_async: Notify,
     counters: Counters,
     signal_timeout: Duration,
+    drain_delay: Duration,
+    /// Set from the moment a drain is requested (readiness fails, answers close).
+    drain_requested: Arc<AtomicBool>,
     /// Handler calls currently inside host code.
     handlers_in_host: AtomicUsize,
+    /// Taken at teardown, so the host's userdata goes with the rest before `wait` returns.
+    on_event: Mutex<Option<EventHook>>,
 }
 
 impl Shared {
+    /// Asks for a drain with a deadline of `timeout` after the pre-drain delay (`None`: no
+    /// deadline). A timeout of zero means "now": it ends the delay and cuts what is left at
+    /// once. A drain already under way keeps the earlier deadline.
     fn request_drain(&self, cause: DrainCause, timeout: Option<Duration>) {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        self.control.send_modify(|c| match &mut c.drain {
-            None => c.drain = Some((cause, deadline)),
-            Some((_, old)) => {
-                *old = match (*old, deadline) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                }
-            }
-        });
+        self.control
+            .send_modify(|c| self.add_drain(c, cause, timeout, Instant::now()));
     }
 
-    /// The signal policy in one place: the first signal drains with the signal deadline, any
-    /// later one forces the stop at once.
+    fn add_drain(
+        &self,
+        c: &mut Control,
+        cause: DrainCause,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) {
+        let first = c.drain.is_none();
+        let req = c.drain.get_or_insert(DrainRequest {
+            cause,
+            requested_at: now,
+            delay_end: now + self.drain_delay,
+            deadline: None,
+        });
+        if timeout == Some(Duration::ZERO) {
+            req.delay_end = req.delay_end.min(now);
+        }
+        let deadline = timeout.map(|t| req.delay_end.max(now) + t);
+        req.deadline = match (first, req.deadline, deadline) {
+            (true, _, d) => d,
+            (false, Some(a), Some(b)) => Some(a.min(b)),
+            (false, a, b) => a.or(b),
+        };
+        if first {
+            self.drain_requested.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The signal policy in one place: the first signal drains with the signal deadline (after
+    /// the pre-drain delay), any later one forces the stop at once.
     fn on_signal(&self, signum: i32) {
-        let timeout = self.signal_timeout;
+        let now = Instant::now();
         self.control.send_modify(|c| {
             if c.drain.is_none() {
                 tracing::info!(signum, "signal received: draining");
-                c.drain = Some((DrainCause::Signal, Some(Instant::now() + timeout)));
+                self.add_drain(
+                    c,
+                    DrainCause::Signal(signum),
+                    Some(self.signal_timeout),
+                    now,
+                );
             } else {
-                tracing::info!(signum, "second signal during drain: forcing stop");
+                tracing::info!(signum, "another signal during the drain: forcing stop");
                 c.force = true;
             }
         });
     }
 
+    fn emit(&self, kind: EventKind, message: impl FnOnce() -> String) {
+        let hook = self
+            .on_event
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(hook) = hook {
+            hook.emit(kind, message());
+        }
+    }
+
     fn finish(&self, outcome: Outcome) {
+        if self.outcome_now() {
+            return;
+        }
+        tracing::info!(cause = ?outcome.cause, "{}", outcome.message);
+        // Reported before any waiter wakes, so a host that exits right after its wait has
+        // printed the line; and outside the lock, so the callback may call into the server.
+        self.emit(EventKind::Stopped, || outcome.message.clone());
         let mut d = self.done.lock().unwrap_or_else(|e| e.into_inner());
         if d.is_none() {
-            tracing::info!(cause = ?outcome.cause, "{}", outcome.message);
             *d = Some(outcome);
         }
+        drop(d);
         self.done_cv.notify_all();
         self.done_async.notify_waiters();
     }
@@ -247,6 +326,10 @@ struct App {
     inline_handler: bool,
     max_body_bytes: u64,
     keepalive_idle_timeout: Duration,
+    readiness_path: Option<String>,
+    liveness_path: Option<String>,
+    max_requests_per_connection: u64,
+    max_connection_age: Option<Duration>,
     shared: Arc<Shared>,
     tracker: Arc<accept::Tracker>,
     state: watch::Sender<ConnState>,
@@ -338,7 +421,10 @@ impl Server {
             done_async: Notify::new(),
             counters: Counters::default(),
             signal_timeout: config.signal_drain_timeout,
+            drain_delay: config.drain_delay,
+            drain_requested: Arc::new(AtomicBool::new(false)),
             handlers_in_host: AtomicUsize::new(0),
+            on_event: Mutex::new(config.on_event.clone()),
         });
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -373,6 +459,10 @@ impl Server {
             pool: pool.clone(),
             max_body_bytes: config.max_body_bytes,
             keepalive_idle_timeout: config.keepalive_idle_timeout,
+            readiness_path: config.readiness_path.clone(),
+            liveness_path: config.liveness_path.clone(),
+            max_requests_per_connection: config.max_requests_per_connection,
+            max_connection_age: config.max_connection_age,
             shared: shared.clone(),
             tracker: Arc::new(accept::Tracker::default()),
             state,
@@ -426,10 +516,19 @@ impl Server {
         dispatch::in_handler_of(self.shared.id) || RUNTIME_OF.with(|c| c.get()) == self.shared.id
     }
 
-    /// Starts a drain without waiting for it. `timeout` is the deadline from now (`None`: no
-    /// deadline). A drain already under way keeps the earlier of the two deadlines.
+    /// Starts a drain without waiting for it: the pre-drain delay first (if configured), then
+    /// the drain with `timeout` as its deadline, counted from the end of the delay (`None`: no
+    /// deadline). `Some(Duration::ZERO)` stops now: it skips (or ends) the delay and cuts what
+    /// is left at once. A drain already under way keeps the earlier of the two deadlines.
     pub fn begin_shutdown(&self, timeout: Option<Duration>) {
         self.shared.request_drain(DrainCause::Call, timeout);
+    }
+
+    /// True from the moment a drain was requested (by a signal or a call), including during
+    /// the pre-drain delay: what a host or handler asks to fail its own health checks or end
+    /// long polls.
+    pub fn drain_requested(&self) -> bool {
+        self.shared.drain_requested.load(Ordering::SeqCst)
     }
 
     /// Starts a drain and blocks until the server has stopped and is torn down; returns how it
@@ -489,11 +588,17 @@ impl Server {
     /// Live counters.
     pub fn stats(&self) -> Stats {
         let c = &self.shared.counters;
+        let active = c.connections_active.load(Ordering::Relaxed) as u64;
+        let busy = c.connections_busy.load(Ordering::Relaxed) as u64;
         Stats {
-            connections_active: c.connections_active.load(Ordering::Relaxed) as u64,
+            connections_active: active,
             connections_total: c.connections_total.load(Ordering::Relaxed),
             requests_active: c.requests_active.load(Ordering::Relaxed) as u64,
             requests_total: c.requests_total.load(Ordering::Relaxed),
+            connections_idle: active.saturating_sub(busy),
+            connections_drained: c.connections_drained.load(Ordering::Relaxed),
+            connections_cut: c.connections_cut.load(Ordering::Relaxed),
+            requests_during_delay: c.requests_during_delay.load(Ordering::Relaxed),
         }
     }
 
@@ -551,6 +656,11 @@ impl Server {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .release();
+        self.shared
+            .on_event
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 }
 

@@ -95,3 +95,32 @@ pub(crate) async fn accept(l: &Listener) -> io::Result<(tokio::net::TcpStream, S
     let _ = s.set_nodelay(true);
     Ok((s, peer))
 }
+
+/// Tells whether a connection's socket holds bytes the server has not read yet.
+pub(crate) struct InputProbe(std::os::fd::RawFd);
+
+/// The stream hyper serves, and a probe for unread input on it. Natively the probe peeks.
+pub(crate) fn probe_input(s: Stream) -> (Stream, InputProbe) {
+    use std::os::fd::AsRawFd;
+    let fd = s.as_raw_fd();
+    (s, InputProbe(fd))
+}
+
+impl InputProbe {
+    /// A non-blocking one-byte `MSG_PEEK`: true when bytes wait (false when none do, or the
+    /// peer closed). Only called while the stream is alive (the probe lives in the connection
+    /// task that owns it), so the fd is valid.
+    pub(crate) fn pending_input(&self) -> bool {
+        let mut b = 0u8;
+        // SAFETY: valid fd (see above) and a one-byte buffer.
+        let n = unsafe {
+            libc::recv(
+                self.0,
+                &mut b as *mut u8 as *mut libc::c_void,
+                1,
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        n > 0
+    }
+}

@@ -205,3 +205,91 @@ fn accept_raw(l: &std::net::TcpListener) -> io::Result<std::net::TcpStream> {
     // SAFETY: `fd` is a fresh descriptor that nothing else owns.
     Ok(unsafe { std::net::TcpStream::from_raw_fd(fd) })
 }
+
+/// wasi-libc cannot `MSG_PEEK`. Instead the probe reads what waits without blocking and puts
+/// it back in front of the stream, so hyper reads those bytes first: the same answer as a
+/// peek, with nothing lost.
+pub(crate) struct InputProbe {
+    fd: std::os::fd::RawFd,
+    back: std::sync::Arc<Mutex<Vec<u8>>>,
+}
+
+/// A stream with bytes put back in front of it (see [`InputProbe`]).
+pub(crate) struct Rewind {
+    inner: Stream,
+    back: std::sync::Arc<Mutex<Vec<u8>>>,
+}
+
+/// The stream hyper serves, and a probe for unread input on it.
+pub(crate) fn probe_input(s: Stream) -> (Rewind, InputProbe) {
+    let back = std::sync::Arc::new(Mutex::new(Vec::new()));
+    let fd = s.as_raw_fd();
+    (
+        Rewind {
+            inner: s,
+            back: back.clone(),
+        },
+        InputProbe { fd, back },
+    )
+}
+
+impl InputProbe {
+    /// True when bytes wait (they are put back for hyper); false when none do or the peer
+    /// closed. Only called while the stream is alive (the probe lives in the connection task
+    /// that owns it), so the fd is valid.
+    pub(crate) fn pending_input(&self) -> bool {
+        let mut buf = [0u8; 4096];
+        // SAFETY: valid fd (see above) and a live buffer of its length; WASI sockets are
+        // non-blocking.
+        let n = unsafe { libc::recv(self.fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n <= 0 {
+            return false;
+        }
+        let mut back = self.back.lock().unwrap_or_else(|e| e.into_inner());
+        back.extend_from_slice(&buf[..n as usize]);
+        true
+    }
+}
+
+impl tokio::io::AsyncRead for Rewind {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        {
+            let mut back = self.back.lock().unwrap_or_else(|e| e.into_inner());
+            if !back.is_empty() {
+                let n = back.len().min(buf.remaining());
+                buf.put_slice(&back[..n]);
+                back.drain(..n);
+                return std::task::Poll::Ready(Ok(()));
+            }
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Rewind {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
