@@ -57,9 +57,11 @@ def handle(req: graceserve.Request) -> graceserve.HandlerResult:
     return 404, TEXT, b"not found\n"
 
 
-def parse_args(argv: List[str]) -> Tuple[Optional[int], str, int]:
-    """(exit status if we must stop now, addr, timeout ms)."""
-    addr, timeout_ms = "127.0.0.1:8080", 5000
+def parse_args(argv: List[str]) -> Tuple[Optional[int], Optional[str], Optional[int]]:
+    """(exit status if we must stop now, addr, timeout ms); None: the library's default
+    (127.0.0.1:8080, 5000 ms, as the host contract says)."""
+    addr: Optional[str] = None
+    timeout_ms: Optional[int] = None
     i = 0
     while i < len(argv):
         a, val = argv[i], None
@@ -100,7 +102,8 @@ def main(argv: List[str]) -> int:
         return stop
     # 512 handler threads, as the C host (the library's default), so that as many /sleep
     # requests run at once; the binding's own default is lower (see graceserve.Server).
-    server = graceserve.Server(addr, handle, shutdown_timeout=timeout_ms / 1000, handler_threads=512)
+    timeout = None if timeout_ms is None else timeout_ms / 1000
+    server = graceserve.Server(addr, handle, shutdown_timeout=timeout, handler_threads=512)
     try:
         status = server.serve(ready=listening)
     except graceserve.StartError as e:

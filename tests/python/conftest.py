@@ -115,6 +115,23 @@ def spawn(host_exe: Path) -> Iterator["Spawner"]:
 Spawner = object  # for annotations only
 
 
+def read_lines(stream: "object", n: int, timeout: float = 10.0) -> List[str]:
+    """The first ``n`` lines a child writes to the pipe ``stream`` (unbuffered reads, so a
+    second line that arrived with the first is not left in a buffer select cannot see)."""
+    fd = stream.fileno()  # type: ignore[attr-defined]
+    data = b""
+    deadline = time.monotonic() + timeout
+    while data.count(b"\n") < n:
+        left = deadline - time.monotonic()
+        assert left > 0 and select.select([fd], [], [], left)[0], f"no {n} lines within {timeout}s: {data!r}"
+        chunk = os.read(fd, 4096)
+        assert chunk, f"the child closed its output after {data!r}"
+        data += chunk
+    lines = data.decode().splitlines()
+    assert len(lines) == n, f"more output than the {n} lines expected: {data!r}"
+    return lines
+
+
 def request(
     addr: Tuple[str, int],
     method: str,
@@ -208,7 +225,10 @@ def wait_until(pred: "object", timeout: float = 5.0, step: float = 0.01) -> bool
 @pytest.fixture(autouse=True)
 def _no_leftover_server() -> Iterator[None]:
     yield
-    assert _server.current() is None, "a test left a server running"
+    left = [s for s in list(_server._LIVE) if s.running]
+    for s in left:
+        s.shutdown(0)
+    assert not left, f"a test left servers running: {left}"
 
 
 SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Optional
 import pytest
 
 import graceserve
-from graceserve import _server
+from graceserve import _trampolines
 from conftest import addr_of, raw_exchange, request, status_of, wait_until
 
 
@@ -203,9 +203,9 @@ def test_callbacks_survive_gc(server_factory: Any) -> None:
     for _ in range(20):
         gc.collect()
         assert request(a, "GET", "/")[::2] == (200, b"alive")
-    assert len(_server._DISPATCH) == 1
+    assert len(_trampolines.DISPATCH) == 1
     s.shutdown()
-    assert len(_server._DISPATCH) == 0, "the library dropped the userdata once stopped"
+    assert len(_trampolines.DISPATCH) == 0, "the library dropped the userdata once stopped"
 
 
 # -- threads ---------------------------------------------------------------------------------
@@ -385,9 +385,16 @@ def test_start_errors() -> None:
     assert isinstance(ei.value, graceserve.StartError) and ei.value.code == 8
     assert not s.running and s.status == 1 and s.stop_cause == graceserve.StopCause.BIND_FAILED
     assert s.wait() == 1
-    assert len(_server._DISPATCH) == 0
+    assert len(_trampolines.DISPATCH) == 0
     with pytest.raises(graceserve.InvalidAddressError):
         graceserve.Server("no port here").start()
+    # Limits are the library's to check: the start refuses them, naming the option.
+    bad = graceserve.Server("127.0.0.1:0", lambda r: "x", workers=2000)
+    with pytest.raises(graceserve.StartError) as ei:
+        bad.start()
+    assert ei.value.code == 5 and "worker_threads" in ei.value.message
+    assert bad.status == 1 and bad.stop_cause == graceserve.StopCause.INVALID_OPTIONS
+    assert len(_trampolines.DISPATCH) == 0
     with pytest.raises(graceserve.NotRunningError):
         graceserve.Server().wait()
     with pytest.raises(ValueError):
@@ -396,12 +403,16 @@ def test_start_errors() -> None:
         graceserve.Server(handler=42)  # type: ignore[arg-type]
 
 
-def test_one_server_at_a_time(server_factory: Any) -> None:
+def test_start_twice_and_a_second_server(server_factory: Any) -> None:
     s = server_factory()
     with pytest.raises(graceserve.AlreadyRunningError):
-        graceserve.Server("127.0.0.1:0").start()
+        s.start()  # the same object
     assert s.running
-    s.shutdown()
+    other = server_factory(lambda req: "other")  # another object: its own server
+    assert other.running and other.port != s.port
+    assert request(addr_of(other), "GET", "/")[::2] == (200, b"other")
+    assert request(addr_of(s), "GET", "/")[::2] == (200, b"OK")
+    assert s.shutdown() == 0 and other.shutdown() == 0
 
 
 def test_restart_in_process() -> None:
@@ -446,21 +457,20 @@ def test_shutdown_deadline_forced(server_factory: Any) -> None:
     t.join(5)
     assert "error" in result
     release.set()
-    assert wait_until(lambda: not _server._ACTIVE), "the straggler handler returns"
+    assert wait_until(lambda: not _trampolines.ACTIVE), "the straggler handler returns"
 
 
 def test_shutdown_from_a_handler(server_factory: Any) -> None:
     got: Dict[str, Any] = {}
 
     def h(req: graceserve.Request) -> str:
-        srv = graceserve.current()
-        assert srv is not None
+        srv = got["server"]
         got["shutdown"] = srv.shutdown()
         with pytest.raises(graceserve.WrongThreadError):
             srv.wait()
         return "bye"
 
-    s = server_factory(h)
+    s = got["server"] = server_factory(h)
     assert request(addr_of(s), "GET", "/")[::2] == (200, b"bye")
     assert s.wait(5) == 0
     assert got["shutdown"] is None and s.stop_cause == graceserve.StopCause.GRACEFUL_CALL
@@ -513,7 +523,7 @@ def test_serve_second_signal_forces() -> None:
     assert time.monotonic() - t0 < 5
     assert s.stop_cause == graceserve.StopCause.FORCED_SECOND_SIGNAL
     release.set()
-    assert wait_until(lambda: not _server._ACTIVE)
+    assert wait_until(lambda: not _trampolines.ACTIVE)
 
 
 def test_wait_is_interruptible_and_stats() -> None:

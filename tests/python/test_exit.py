@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 from conftest import py_env
@@ -82,3 +84,45 @@ def test_server_left_running_is_drained_at_exit() -> None:
     )
     assert r.returncode == 0 and r.stdout == "x\n" and r.stderr == "", r.stderr
     assert elapsed < 5
+
+
+def test_every_running_server_is_drained_at_exit() -> None:
+    """Two servers left running when the program ends: both drain, and the requests in flight
+    on each finish with their responses before the process exits 0."""
+    code = PRELUDE + textwrap.dedent(
+        """
+        def slow(req):
+            time.sleep(0.4)
+            return "drained " + req.path
+        a = graceserve.Server("127.0.0.1:0", slow).start()
+        b = graceserve.Server("127.0.0.1:0", slow).start()
+        print(a.port, b.port, flush=True)
+        while a.stats().requests_active + b.stats().requests_active < 2:
+            time.sleep(0.01)
+        # falls off the end with both servers running and a request in flight on each
+        """
+    )
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=py_env())
+    try:
+        assert p.stdout is not None
+        ports = [int(x) for x in p.stdout.readline().split()]
+        results: "dict[int, tuple[int, bytes]]" = {}
+
+        def get(port: int) -> None:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            c.request("GET", f"/{port}")
+            r = c.getresponse()
+            results[port] = (r.status, r.read())
+
+        threads = [threading.Thread(target=get, args=(port,)) for port in ports]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(15)
+        assert p.wait(15) == 0
+        assert results == {port: (200, f"drained /{port}".encode()) for port in ports}
+        assert p.stderr is not None and p.stderr.read() == b""
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()

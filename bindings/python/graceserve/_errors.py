@@ -42,7 +42,8 @@ class InvalidAddressError(StartError):
 
 
 class AlreadyRunningError(StartError):
-    """A server is already running in this process (the library runs one at a time)."""
+    """``start()`` on a ``Server`` object that is running already. (Other ``Server`` objects may
+    run at the same time: each is its own server.)"""
 
 
 class NotRunningError(GraceserveError):

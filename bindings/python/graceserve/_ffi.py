@@ -12,7 +12,9 @@ from typing import Any, Callable, Optional
 
 # -- constants --------------------------------------------------------------------------------
 
-SERVER_ABI_VERSION = 1
+SERVER_ABI_VERSION = 2
+
+SERVER_STATS_VERSION = 1
 
 SERVER_OPTIONS_VERSION = 1
 
@@ -30,7 +32,7 @@ SERVER_CAUSE_NONE = 0
 # A signal started the drain; every connection finished in time (exit status 0).
 SERVER_CAUSE_GRACEFUL_SIGNAL = 1
 
-# `server_shutdown` started the drain; every connection finished in time (exit status 0).
+# A shutdown call started the drain; every connection finished in time (exit status 0).
 SERVER_CAUSE_GRACEFUL_CALL = 2
 
 # The listener could not be bound (exit status 1).
@@ -45,8 +47,8 @@ SERVER_CAUSE_FORCED_DEADLINE = 5
 # A second signal during the drain closed remaining connections at once (exit status 1).
 SERVER_CAUSE_FORCED_SECOND_SIGNAL = 6
 
-# `server_start` rejected the options (version, out-of-range value, bad UTF-8) before
-# anything started (exit status 1).
+# The start rejected the options (version, out-of-range value, bad UTF-8) before anything
+# started (exit status 1).
 SERVER_CAUSE_INVALID_OPTIONS = 7
 
 # -- enum server_result -----------------------------------------------------------------------
@@ -120,6 +122,18 @@ SERVER_ERR_BUFFER_TOO_SMALL = 21
 
 # -- types ------------------------------------------------------------------------------------
 
+# A server started with `server_instance_start`. Opaque.
+#
+# Lifecycle: `server_instance_start` → serve → drain (`server_instance_shutdown`, a signal
+# with `SERVER_SIGNALS_LIBRARY`, or `server_instance_notify_signal`) →
+# `server_instance_wait` → `server_instance_free`. Reading calls (`_local_port`,
+# `_local_addr`, `_get_stats`, `_stop_cause`) work until the free, also after the stop.
+#
+# Threading: every call but `server_instance_free` may be made from any thread, concurrently.
+# `server_instance_free` must be the last call on the handle, made once no other call on it is
+# in progress.
+# server_instance is opaque: handled as a c_void_p (a plain int).
+
 # One request, fully read. Opaque. Created by the library for each handler call; owned by the
 # host until it passes it to `server_request_free` (exactly once).
 #
@@ -137,16 +151,23 @@ SERVER_ERR_BUFFER_TOO_SMALL = 21
 
 # Server options. Initialise with `server_options_init(&opts, SERVER_OPTIONS_VERSION)` (or
 # `SERVER_OPTIONS_INIT`), then set fields. A zero numeric field means "the default", except
-# `signal_drain_timeout_ms`. Fields are only ever appended; `version`
-# tells the library how much of the struct the caller knows.
+# `signal_drain_timeout_ms`.
 #
-# The library copies everything it needs during `server_start`; the struct and the `addr`
-# string may be freed once it returns.
+# Growth: fields are only ever appended, and each `version` has a fixed size. The library
+# reads (and `server_options_init` writes) only the fields of the caller's `version`; fields
+# added later take their defaults. A program built against an older header keeps working
+# with a newer library.
+#
+# The library copies everything it needs during the start call; the struct and its strings
+# may be freed once it returns.
 class server_options(ctypes.Structure):
     pass
 
 
-# Live counters, filled by `server_get_stats`.
+# Live counters, filled by `server_instance_get_stats` / `server_get_stats`. Set `version`
+# to `SERVER_STATS_VERSION` before the call: the library writes only the fields of that
+# version (counters are only ever appended), so a program built against an older header
+# keeps working with a newer library.
 class server_stats(ctypes.Structure):
     pass
 
@@ -170,17 +191,16 @@ server_handler_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 # Called exactly once with `userdata` when the library no longer needs it: after the last
 # handler call has returned — normally before `server_wait` returns; after a forced stop with a
-# handler still stuck in host code, when that call returns — and also when `server_start`
-# fails after reading the options. Not called when `server_start` returns
-# `SERVER_ERR_VERSION` or `SERVER_ERR_ALREADY_RUNNING`: the
-# options were not read and `userdata` stays yours.
+# handler still stuck in host code, when that call returns — and also when the start fails
+# after reading the options. Not called when the start returns `SERVER_ERR_VERSION` or
+# `SERVER_ERR_ALREADY_RUNNING`: the options were not read and `userdata` stays yours.
 server_userdata_drop_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 server_options._fields_ = [
-    # Must be `SERVER_OPTIONS_VERSION` (or an older version this library accepts).
+    # `SERVER_OPTIONS_VERSION` of the header the caller was built with (or any older version).
     ("version", ctypes.c_uint32),
-    # `HOST:PORT` to listen on, NUL-terminated UTF-8; NULL means `127.0.0.1:8080`. Port 0 picks
-    # a free port (read it back with `server_local_port`).
+    # `HOST:PORT` to listen on, NUL-terminated UTF-8; NULL means `127.0.0.1:8080`. Port 0
+    # picks a free port (read it back with `server_local_port`).
     ("addr", ctypes.c_char_p),
     # Request handler; NULL answers every request with `200 OK` and body `OK`.
     ("handler", server_handler_fn),
@@ -213,6 +233,8 @@ server_options._fields_ = [
 ]
 
 server_stats._fields_ = [
+    # Set by the caller: the layout it was built with.
+    ("version", ctypes.c_uint32),
     # Connections open now.
     ("connections_active", ctypes.c_uint64),
     # Connections accepted since start.
@@ -243,13 +265,14 @@ class Lib:
 
     dll: ctypes.CDLL
 
-    # Returns the fixed, static, NUL-terminated text for a result code (any `int`; unknown values
-    # give "unknown result code"). Never NULL; never free it. Any thread.
+    # Returns the fixed, static, NUL-terminated text for a result code (any `int`; unknown
+    # values give "unknown result code"). Never NULL; never free it. Any thread.
     server_result_str: Callable[[int], Optional[bytes]]
 
-    # Returns the detailed message of the last failed graceserve call on the calling thread, e.g.
-    # `cannot listen on 127.0.0.1:8080: Address already in use (os error 98)`, or the account of a
-    # failed/forced stop after `server_wait`. Empty string when there is none. Never NULL.
+    # Returns the detailed message of the last failed graceserve call on the calling thread,
+    # e.g. `cannot listen on 127.0.0.1:8080: Address already in use (os error 98)`, or the
+    # account of a failed/forced stop after `server_wait`. Empty string when there is none.
+    # Never NULL.
     #
     # Lifetime: valid until the next graceserve call on the same thread; copy it to keep it.
     # Thread-safety: per thread; each thread sees its own last error.
@@ -259,99 +282,205 @@ class Lib:
     # (`SERVER_OK` when none). Any thread.
     server_last_error_code: Callable[[], int]
 
-    # Starts the server: validates `opts`, binds synchronously, installs signal handlers (unless
-    # `opts->signals` is `SERVER_SIGNALS_HOST`), and serves on background threads. `opts` may be
-    # NULL for the defaults: `127.0.0.1:8080`, the built-in `200 OK` handler, library signal
-    # handling, a 5000 ms drain deadline for signal-started drains.
+    # Starts a server: validates `opts`, binds synchronously, and serves on background threads
+    # of its own. Any number of instances may run at once (and beside the default server of
+    # `server_start`). `opts` may be NULL for the defaults (`127.0.0.1:8080`, the built-in
+    # `200 OK` handler, library signal handling).
     #
-    # Returns `SERVER_OK`, or on failure (nothing keeps running; `server_last_error()` names the
-    # address and the OS error; `server_wait()` then returns 1):
+    # Signals: with `SERVER_SIGNALS_LIBRARY` the instance listens for SIGINT/SIGTERM: one
+    # signal drains every listening instance (each with its own `signal_drain_timeout_ms`), a
+    # second forces every one still draining; `server_notify_signal` reaches them too. The
+    # handlers are installed while at least one listening server runs and the previous
+    # actions come back when the last one stops. With `SERVER_SIGNALS_HOST` the library never
+    # touches the instance on a signal; forward one with `server_instance_notify_signal`.
+    #
+    # Returns `SERVER_OK` with `*out` set to a new handle, or (with `*out` set to NULL,
+    # nothing running, and `server_last_error()` naming the address and the OS error):
     # `SERVER_ERR_INVALID_ADDRESS`, `SERVER_ERR_ADDR_IN_USE`, `SERVER_ERR_PERMISSION_DENIED`,
     # `SERVER_ERR_BIND`, `SERVER_ERR_SIGNALS`, `SERVER_ERR_RUNTIME`, `SERVER_ERR_VERSION`,
-    # `SERVER_ERR_INVALID_ARGUMENT`, or `SERVER_ERR_ALREADY_RUNNING` (a server is running; it is
-    # left alone).
+    # `SERVER_ERR_INVALID_ARGUMENT`, `SERVER_ERR_NULL_PARAMETER` (`out` is NULL).
     #
-    # Ownership: `opts` and its strings are copied; `opts->userdata` is the library's until it calls
-    # `opts->userdata_drop` (exactly once, also when start fails after reading the options).
-    # Threading: any thread; concurrent starts are serialised and only one succeeds. A drained but
-    # not yet waited server is torn down first. Not after `fork()`.
+    # Ownership: `opts` and its strings are copied; `opts->userdata` is the library's until it
+    # calls `opts->userdata_drop` (exactly once, also when the start fails after reading the
+    # options). The handle is the caller's: release it with `server_instance_free`.
+    # Threading: any thread. Not after `fork()`.
+    server_instance_start: Callable[[Any, Any], int]
+
+    # Drains `srv` gracefully and blocks until it has stopped: stop accepting, close idle
+    # connections, let in-flight requests finish, and at `timeout_ms` from now close whatever
+    # is left (`SERVER_TIMEOUT_INFINITE`: no deadline; 0: at once). A drain already under way
+    # keeps the earlier deadline. Returns with the instance torn down (runtime gone, signal
+    # handlers restored if it was the last listener).
+    #
+    # Returns `SERVER_OK` (every connection finished), `SERVER_ERR_FORCED` (deadline hit),
+    # `SERVER_ERR_RUNTIME`, `SERVER_ERR_NULL_PARAMETER`, or `SERVER_DRAINING` when called from
+    # one of this instance's own handler or runtime threads: the drain has begun, but that
+    # thread cannot wait for a drain that waits for it. Idempotent; any thread, concurrently.
+    server_instance_shutdown: Callable[[Optional[int], int], int]
+
+    # Blocks until `srv` has stopped (a signal, a shutdown call, a failure), tears its
+    # runtime down on the calling thread and returns the exit status: 0 after a graceful stop,
+    # 1 after a failure or a forced drain (`server_last_error()` then says why). Other values
+    # are misuse: `SERVER_ERR_NULL_PARAMETER`, `SERVER_ERR_WRONG_THREAD` (called from one of
+    # this instance's handler or runtime threads). Any other thread; several may wait at once.
+    server_instance_wait: Callable[[Optional[int]], int]
+
+    # Like `server_instance_wait`, but returns `SERVER_STILL_RUNNING` if `srv` has not stopped
+    # within `timeout_ms` (0 polls).
+    server_instance_wait_timeout: Callable[[Optional[int], int], int]
+
+    # Delivers `signum` to `srv` as if the library's handler had caught it: the first call
+    # starts a graceful drain with the signal drain deadline, a later one forces the stop.
+    # Async-signal-safe (no locks, no allocation): call it from your own signal handler when
+    # the instance runs with `SERVER_SIGNALS_HOST`.
+    #
+    # Returns `SERVER_OK`, `SERVER_ERR_INVALID_ARGUMENT` (`signum <= 0`) or
+    # `SERVER_ERR_NULL_PARAMETER`. Does not set the last error (that would allocate).
+    server_instance_notify_signal: Callable[[Optional[int], int], int]
+
+    # Returns the port `srv` is bound to (the real one when port 0 was asked for), also after
+    # it stopped; 0 when `srv` is NULL. Any thread.
+    server_instance_local_port: Callable[[Optional[int]], int]
+
+    # Writes the address `srv` is bound to as `HOST:PORT` (IPv6 as `[::1]:PORT`),
+    # NUL-terminated, into `buf` of `len` bytes; `*out_len` (may be NULL) receives the length
+    # without the NUL.
+    #
+    # Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER` or `SERVER_ERR_BUFFER_TOO_SMALL`
+    # (`*out_len` still tells the size needed). 64 bytes always fit.
+    server_instance_local_addr: Callable[[Optional[int], Any, int, Any], int]
+
+    # Fills `*out` with `srv`'s live counters (the fields of `out->version`, which the caller
+    # sets to `SERVER_STATS_VERSION`).
+    #
+    # Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER` or `SERVER_ERR_VERSION`. Any thread.
+    server_instance_get_stats: Callable[[Optional[int], Any], int]
+
+    # Returns why `srv` stopped (`SERVER_CAUSE_NONE` while it runs, or when `srv` is NULL).
+    # Any thread.
+    server_instance_stop_cause: Callable[[Optional[int]], int]
+
+    # Releases `srv`. A running instance is stopped first, as `MHD_stop_daemon` does: the
+    # drain is forced at once (deadline 0: in-flight requests are cut) and the call waits
+    # until it is torn down. Called from one of the instance's own handler threads, it forces
+    # the stop without waiting for that thread; the rest is released in the background.
+    # NULL does nothing. Exactly once per handle, as its last call.
+    server_instance_free: Callable[[Optional[int]], None]
+
+    # Returns the exit status a stop cause amounts to, as `server_wait` returns it: 0 for
+    # the graceful causes, 1 for the others. `SERVER_ERR_NOT_RUNNING` for
+    # `SERVER_CAUSE_NONE` (nothing stopped yet) and `SERVER_ERR_INVALID_ARGUMENT` for a value
+    # that is not a cause. Lets bindings translate a cause without deciding the status again.
+    server_stop_cause_exit_status: Callable[[int], int]
+
+    # Starts the process's default server: validates `opts`, binds synchronously, installs
+    # signal handlers (unless `opts->signals` is `SERVER_SIGNALS_HOST`), and serves on
+    # background threads. `opts` may be NULL for the defaults: `127.0.0.1:8080`, the built-in
+    # `200 OK` handler, library signal handling, a 5000 ms drain deadline for signal-started
+    # drains. Instances (`server_instance_start`) may run beside it.
+    #
+    # Returns `SERVER_OK`, or on failure (nothing keeps running; `server_last_error()` names
+    # the address and the OS error; `server_wait()` then returns 1):
+    # `SERVER_ERR_INVALID_ADDRESS`, `SERVER_ERR_ADDR_IN_USE`, `SERVER_ERR_PERMISSION_DENIED`,
+    # `SERVER_ERR_BIND`, `SERVER_ERR_SIGNALS`, `SERVER_ERR_RUNTIME`, `SERVER_ERR_VERSION`,
+    # `SERVER_ERR_INVALID_ARGUMENT`, or `SERVER_ERR_ALREADY_RUNNING` (the default server is
+    # running; it is left alone).
+    #
+    # Ownership: `opts` and its strings are copied; `opts->userdata` is the library's until it
+    # calls `opts->userdata_drop` (exactly once, also when start fails after reading the
+    # options). Threading: any thread; concurrent starts are serialised and only one succeeds.
+    # A drained but not yet waited default server is torn down first. Not after `fork()`.
     server_start: Callable[[Any], int]
 
-    # Starts a graceful drain and blocks until it ends: stop accepting, close idle connections,
-    # let in-flight requests finish, and at `timeout_ms` from now close whatever is left. A drain
-    # already under way keeps the earlier deadline. `SERVER_TIMEOUT_INFINITE` waits without a
-    # deadline; 0 closes in-flight connections at once. When it returns from a non-handler thread
-    # the server is fully stopped (runtime gone, signal handlers restored).
+    # Starts a graceful drain of the default server and blocks until it ends: stop accepting,
+    # close idle connections, let in-flight requests finish, and at `timeout_ms` from now
+    # close whatever is left. A drain already under way keeps the earlier deadline.
+    # `SERVER_TIMEOUT_INFINITE` waits without a deadline; 0 closes in-flight connections at
+    # once. When it returns from a non-handler thread the server is fully stopped (runtime
+    # gone, signal handlers restored).
     #
     # Returns `SERVER_OK` (every connection finished), `SERVER_ERR_FORCED` (deadline hit),
     # `SERVER_ERR_RUNTIME`, `SERVER_ERR_NOT_RUNNING` (never started, or start failed), or
-    # `SERVER_DRAINING` when called from a handler thread: the drain has begun, but that thread
-    # cannot wait for a drain that waits for its own request.
+    # `SERVER_DRAINING` when called from one of its handler threads: the drain has begun,
+    # but that thread cannot wait for a drain that waits for its own request.
     #
     # Idempotent: later calls return the same result. Any thread, concurrently.
     server_shutdown: Callable[[int], int]
 
-    # Blocks until the server has fully stopped (after a signal or `server_shutdown`), tears the
-    # runtime down on the calling thread, restores signal handlers, and returns the exit status for
-    # `main`: 0 after a graceful stop, 1 after a failure (including a failed `server_start`) or a
-    # forced drain; `server_last_error()` then describes it. Other values are API misuse:
-    # `SERVER_ERR_NOT_RUNNING` (no start in this process), `SERVER_ERR_WRONG_THREAD` (called from a
-    # handler or runtime thread), `SERVER_ERR_PANIC`.
+    # Blocks until the default server has fully stopped (after a signal or
+    # `server_shutdown`), tears the runtime down on the calling thread, restores signal
+    # handlers, and returns the exit status for `main`: 0 after a graceful stop, 1 after a
+    # failure (including a failed `server_start`) or a forced drain; `server_last_error()` then
+    # describes it. Other values are API misuse: `SERVER_ERR_NOT_RUNNING` (no start in this
+    # process), `SERVER_ERR_WRONG_THREAD` (called from one of its handler or runtime threads),
+    # `SERVER_ERR_PANIC`.
     #
-    # Any thread that is not a handler thread; several threads may wait at once.
+    # Any thread that is not one of its handler threads; several threads may wait at once.
     server_wait: Callable[[], int]
 
-    # Like `server_wait`, but returns `SERVER_STILL_RUNNING` if the server has not stopped within
-    # `timeout_ms` (0 polls). Lets hosts such as Python wait in slices and stay interruptible.
+    # Like `server_wait`, but returns `SERVER_STILL_RUNNING` if the default server has not
+    # stopped within `timeout_ms` (0 polls). Lets hosts such as Python wait in slices and stay
+    # interruptible.
     server_wait_timeout: Callable[[int], int]
 
-    # Delivers `signum` to the running server as if the library's own handler had caught it: the
-    # first call starts a graceful drain with the signal drain deadline, a later one forces the
-    # stop. Async-signal-safe (no locks, no allocation): call it from your own signal handler when
-    # you run with `SERVER_SIGNALS_HOST`.
+    # Delivers `signum` to every server that listens for process-wide signals, as if the
+    # library's own handler had caught it: every instance started with
+    # `SERVER_SIGNALS_LIBRARY`, and the default server whatever its signal policy (so a host
+    # that owns signals forwards them to it with this call). On each, the first call starts a
+    # graceful drain with its signal drain deadline, a later one forces the stop. Instances
+    # started with `SERVER_SIGNALS_HOST` are not touched (use `server_instance_notify_signal`).
+    # Async-signal-safe (no locks, no allocation): call it from your own signal handler.
     #
-    # Returns `SERVER_OK`, `SERVER_ERR_INVALID_ARGUMENT` (`signum <= 0`) or
-    # `SERVER_ERR_NOT_RUNNING`. Does not set the last error (that would allocate).
+    # Returns `SERVER_OK` (at least one server got it), `SERVER_ERR_INVALID_ARGUMENT`
+    # (`signum <= 0`) or `SERVER_ERR_NOT_RUNNING` (none listens). Does not set the last error
+    # (that would allocate).
     server_notify_signal: Callable[[int], int]
 
-    # Returns why the last server stopped (`SERVER_CAUSE_NONE` while it runs or before any start).
-    # Any thread.
+    # Returns why the default server stopped (`SERVER_CAUSE_NONE` while it runs or before any
+    # start). Any thread.
     server_last_stop_cause: Callable[[], int]
 
-    # Returns the bound port of the running (or drained, not yet waited) server; 0 when there is
-    # none. Any thread.
+    # Returns the bound port of the running (or drained, not yet waited) default server; 0
+    # when there is none. Any thread.
     server_local_port: Callable[[], int]
 
-    # Writes the bound address as `HOST:PORT` (IPv6 as `[::1]:PORT`), NUL-terminated, into `buf`
-    # of `len` bytes; `*out_len` (may be NULL) receives the length without the NUL.
+    # Writes the bound address of the default server as `HOST:PORT` (IPv6 as `[::1]:PORT`),
+    # NUL-terminated, into `buf` of `len` bytes; `*out_len` (may be NULL) receives the length
+    # without the NUL.
     #
     # Returns `SERVER_OK`, `SERVER_ERR_NOT_RUNNING`, `SERVER_ERR_NULL_PARAMETER` or
-    # `SERVER_ERR_BUFFER_TOO_SMALL` (`*out_len` still tells the size needed). 64 bytes always fit.
+    # `SERVER_ERR_BUFFER_TOO_SMALL` (`*out_len` still tells the size needed). 64 bytes always
+    # fit.
     server_local_addr: Callable[[Any, int, Any], int]
 
-    # Fills `*out` with live counters of the running server.
+    # Fills `*out` with live counters of the running default server (the fields of
+    # `out->version`, which the caller sets to `SERVER_STATS_VERSION`).
     #
-    # Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER` or `SERVER_ERR_NOT_RUNNING`. Any thread.
+    # Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER`, `SERVER_ERR_VERSION` or
+    # `SERVER_ERR_NOT_RUNNING`. Any thread.
     server_get_stats: Callable[[Any], int]
 
     # Returns the library version, e.g. `"0.1.0"`: static, never NULL, never free it.
     server_version: Callable[[], Optional[bytes]]
 
-    # Returns `SERVER_ABI_VERSION` as compiled into the library, for bindings to check at load time.
+    # Returns `SERVER_ABI_VERSION` as compiled into the library, for bindings to check at
+    # load time.
     server_abi_version: Callable[[], int]
 
-    # Fills `*out` with the defaults for options layout `version`.
+    # Fills `*out` with the defaults for options layout `version`, writing only the bytes of
+    # that version (a program built against an older header passes its own
+    # `SERVER_OPTIONS_VERSION` and gets no write past its struct).
     #
     # Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER` (out is NULL) or `SERVER_ERR_VERSION`.
     # Any thread.
     server_options_init: Callable[[Any, int], int]
 
-    # Returns the request method (`GET`, `POST`, …) as a NUL-terminated string, or NULL when `req`
-    # is NULL. Valid until `server_request_free(req)`.
+    # Returns the request method (`GET`, `POST`, …) as a NUL-terminated string, or NULL when
+    # `req` is NULL. Valid until `server_request_free(req)`.
     server_request_method: Callable[[Optional[int]], Optional[bytes]]
 
-    # Returns the request path (`/sleep`, percent-encoding as sent), NUL-terminated, or NULL when
-    # `req` is NULL. Valid until `server_request_free(req)`.
+    # Returns the request path (`/sleep`, percent-encoding as sent), NUL-terminated, or NULL
+    # when `req` is NULL. Valid until `server_request_free(req)`.
     server_request_path: Callable[[Optional[int]], Optional[bytes]]
 
     # Returns the query string without `?` (`ms=100`; empty string when there is none),
@@ -377,27 +506,36 @@ class Lib:
     # value); 0 when `req` is NULL.
     server_request_header_count: Callable[[Optional[int]], int]
 
-    # Points `*name`/`*name_len` (lower-case) and `*value`/`*value_len` at header field `index`
-    # (0-based, in arrival order grouped by name). Valid until `server_request_free(req)`.
+    # Points `*name`/`*name_len` (lower-case) and `*value`/`*value_len` at header field
+    # `index` (0-based, in arrival order grouped by name). Valid until
+    # `server_request_free(req)`.
     #
     # Returns `SERVER_OK`, `SERVER_ERR_NOT_FOUND` (index out of range) or
     # `SERVER_ERR_NULL_PARAMETER`.
     server_request_header_at: Callable[[Optional[int], int, Any, Any, Any, Any], int]
 
-    # Points `*out`/`*out_len` at the whole request body (`*out_len` is 0 for none; `*out` is then
-    # a valid non-NULL pointer to zero bytes). Valid until `server_request_free(req)`.
+    # Points `*out`/`*out_len` at the whole request body (`*out_len` is 0 for none; `*out` is
+    # then a valid non-NULL pointer to zero bytes). Valid until `server_request_free(req)`.
     #
     # Returns `SERVER_OK` or `SERVER_ERR_NULL_PARAMETER`.
     server_request_body: Callable[[Optional[int], Any, Any], int]
 
-    # Returns 1 when the answer can no longer reach the client (the client went away or the stop
-    # was forced), 0 otherwise (also after the request was answered, or when `req` is NULL).
-    # Any thread, until `server_request_free(req)`.
+    # Returns 1 when the answer can no longer reach the client (the client went away or the
+    # stop was forced), 0 otherwise (also after the request was answered, or when `req` is
+    # NULL). Any thread, until `server_request_free(req)`.
     server_request_cancelled: Callable[[Optional[int]], int]
 
+    # Releases `req`. If it was never answered the client gets `500 Internal Server Error`.
+    # NULL does nothing. Exactly once per request, from any thread; `req` is invalid
+    # afterwards.
+    server_request_free: Callable[[Optional[int]], None]
+
     # Answers `req` with `status`, `n_headers` headers and the `body_len` bytes at `body`. The
-    # library copies headers and body before returning. `Content-Length` is set for you. Does not
-    # free `req` (call `server_request_free`).
+    # library copies headers and body before returning. The library frames the body itself:
+    # it sets `Content-Length` and drops a handler's own `Content-Length`,
+    # `Transfer-Encoding`, `Keep-Alive`, `Proxy-Connection` and `Upgrade`; a `Connection`
+    # header with a `close` token closes the connection after this response (HTTP/1.1). Does
+    # not free `req` (call `server_request_free`).
     #
     # Returns `SERVER_OK`; `SERVER_ERR_CLOSED` (client gone or stop forced: nothing was sent);
     # `SERVER_ERR_ALREADY_USED` (already answered); `SERVER_ERR_INVALID_ARGUMENT` (bad status or
@@ -425,10 +563,6 @@ class Lib:
     # Ends the streamed body and frees `stream`. NULL does nothing. Any thread.
     server_stream_free: Callable[[Optional[int]], None]
 
-    # Releases `req`. If it was never answered the client gets `500 Internal Server Error`. NULL
-    # does nothing. Exactly once per request, from any thread; `req` is invalid afterwards.
-    server_request_free: Callable[[Optional[int]], None]
-
     def __init__(self, dll: ctypes.CDLL) -> None:
         self.dll = dll
         f = dll.server_result_str
@@ -443,6 +577,50 @@ class Lib:
         f.argtypes = []
         f.restype = ctypes.c_int
         self.server_last_error_code = f
+        f = dll.server_instance_start
+        f.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(server_options)]
+        f.restype = ctypes.c_int
+        self.server_instance_start = f
+        f = dll.server_instance_shutdown
+        f.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        f.restype = ctypes.c_int
+        self.server_instance_shutdown = f
+        f = dll.server_instance_wait
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = ctypes.c_int
+        self.server_instance_wait = f
+        f = dll.server_instance_wait_timeout
+        f.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+        f.restype = ctypes.c_int
+        self.server_instance_wait_timeout = f
+        f = dll.server_instance_notify_signal
+        f.argtypes = [ctypes.c_void_p, ctypes.c_int]
+        f.restype = ctypes.c_int
+        self.server_instance_notify_signal = f
+        f = dll.server_instance_local_port
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = ctypes.c_uint16
+        self.server_instance_local_port = f
+        f = dll.server_instance_local_addr
+        f.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_char), ctypes.c_size_t, ctypes.POINTER(ctypes.c_size_t)]
+        f.restype = ctypes.c_int
+        self.server_instance_local_addr = f
+        f = dll.server_instance_get_stats
+        f.argtypes = [ctypes.c_void_p, ctypes.POINTER(server_stats)]
+        f.restype = ctypes.c_int
+        self.server_instance_get_stats = f
+        f = dll.server_instance_stop_cause
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = ctypes.c_uint32
+        self.server_instance_stop_cause = f
+        f = dll.server_instance_free
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = None
+        self.server_instance_free = f
+        f = dll.server_stop_cause_exit_status
+        f.argtypes = [ctypes.c_uint32]
+        f.restype = ctypes.c_int
+        self.server_stop_cause_exit_status = f
         f = dll.server_start
         f.argtypes = [ctypes.POINTER(server_options)]
         f.restype = ctypes.c_int
@@ -531,6 +709,10 @@ class Lib:
         f.argtypes = [ctypes.c_void_p]
         f.restype = ctypes.c_int
         self.server_request_cancelled = f
+        f = dll.server_request_free
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = None
+        self.server_request_free = f
         f = dll.server_respond
         f.argtypes = [ctypes.c_void_p, ctypes.c_uint16, ctypes.POINTER(server_header), ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
         f.restype = ctypes.c_int
@@ -547,16 +729,23 @@ class Lib:
         f.argtypes = [ctypes.c_void_p]
         f.restype = None
         self.server_stream_free = f
-        f = dll.server_request_free
-        f.argtypes = [ctypes.c_void_p]
-        f.restype = None
-        self.server_request_free = f
 
 
 FUNCTIONS = (
     "server_result_str",
     "server_last_error",
     "server_last_error_code",
+    "server_instance_start",
+    "server_instance_shutdown",
+    "server_instance_wait",
+    "server_instance_wait_timeout",
+    "server_instance_notify_signal",
+    "server_instance_local_port",
+    "server_instance_local_addr",
+    "server_instance_get_stats",
+    "server_instance_stop_cause",
+    "server_instance_free",
+    "server_stop_cause_exit_status",
     "server_start",
     "server_shutdown",
     "server_wait",
@@ -579,9 +768,9 @@ FUNCTIONS = (
     "server_request_header_at",
     "server_request_body",
     "server_request_cancelled",
+    "server_request_free",
     "server_respond",
     "server_respond_stream",
     "server_stream_write",
     "server_stream_free",
-    "server_request_free",
 )

@@ -1,4 +1,5 @@
-"""The server: options, lifecycle, signals the Python way, and the C callbacks (trampolines)."""
+"""Servers: options, the lifecycle of each server (a ``server_instance`` handle), signals the
+Python way, and the drain at interpreter exit. The C callbacks live in ``_trampolines``."""
 
 from __future__ import annotations
 
@@ -8,37 +9,32 @@ import enum
 import logging
 import math
 import os
-import platform
 import signal
 import sys
 import threading
 import time
 from types import FrameType, TracebackType
-from typing import Any, Callable, Dict, NamedTuple, Optional, Set, Type, Union, overload
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Type, Union, overload
 
 from . import _ffi
 from ._errors import (
     AlreadyRunningError,
     GraceserveError,
     NotRunningError,
-    RequestClosedError,
     StartError,
     error_for,
 )
 from ._native import LIB, last_error
-from ._request import HandlerResult, Prepared, Request, Response, prepare
-from ._slab import Slab
+from ._trampolines import ACTIVE, DISPATCH, Dispatch, Handler, callbacks
 
-__all__ = ["Handler", "Server", "Stats", "StopCause", "serve"]
+__all__ = ["Handler", "Server", "Stats", "StopCause", "serve", "serve_all"]
 
 log = logging.getLogger("graceserve")
 
-#: A request handler: called on a library thread (possibly many at once) with each request.
-Handler = Callable[[Request], HandlerResult]
-
 #: Default ``handler_threads`` for Python handlers (see :class:`Server`): the default size of
-#: ``concurrent.futures.ThreadPoolExecutor``. Python handlers share one GIL, so threads beyond
-#: what blocking handlers need only add switching (measured in bench/python/RESULTS.md).
+#: ``concurrent.futures.ThreadPoolExecutor``. It differs on purpose from the library's default
+#: (512): Python handlers share one GIL, so threads beyond what blocking handlers need only add
+#: switching (measured in bench/python/RESULTS.md).
 DEFAULT_HANDLER_THREADS = min(32, (os.cpu_count() or 1) + 4)
 
 #: How long ``wait()`` blocks inside the library before Python gets a chance to run signal
@@ -51,6 +47,18 @@ EXIT_GRACE_S = 0.05
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _MAX_U32_MS = 0xFFFFFFFE  # ~49.7 days; 0xFFFFFFFF means "no deadline" to server_shutdown
+
+
+def _library_defaults() -> _ffi.server_options:
+    opts = _ffi.server_options()
+    rc = LIB.server_options_init(ctypes.byref(opts), _ffi.SERVER_OPTIONS_VERSION)
+    if rc != _ffi.SERVER_OK:
+        raise error_for(rc, last_error())
+    return opts
+
+
+#: The library's option defaults (``server_options_init``), the one place they are decided.
+_DEFAULTS = _library_defaults()
 
 
 class StopCause(enum.IntEnum):
@@ -66,146 +74,39 @@ class StopCause(enum.IntEnum):
     INVALID_OPTIONS = _ffi.SERVER_CAUSE_INVALID_OPTIONS
 
     @property
-    def graceful(self) -> bool:
-        return self in (StopCause.GRACEFUL_SIGNAL, StopCause.GRACEFUL_CALL)
+    def exit_status(self) -> int:
+        """The exit status this cause amounts to, as the library decides it
+        (``server_stop_cause_exit_status``): 0 for a graceful stop, 1 otherwise. Raises
+        :class:`NotRunningError` for ``NONE`` (nothing has stopped)."""
+        rc = LIB.server_stop_cause_exit_status(self.value)
+        if rc in (0, 1):
+            return rc
+        raise error_for(rc, f"StopCause.{self.name} has no exit status")
 
     @property
-    def exit_status(self) -> int:
-        """0 for a graceful stop, 1 otherwise."""
-        return 0 if self.graceful else 1
+    def graceful(self) -> bool:
+        """True for a stop whose exit status is 0."""
+        return self is not StopCause.NONE and self.exit_status == 0
+
+
+# A failed start leaves no handle to ask for its cause, and the C ABI has no call that reports
+# the cause of a failed server_instance_start (server_last_stop_cause is the default server's):
+# the start's result code is translated here. Every other cause comes from the library.
+_START_CAUSE: Dict[int, StopCause] = {
+    _ffi.SERVER_ERR_VERSION: StopCause.INVALID_OPTIONS,
+    _ffi.SERVER_ERR_INVALID_ARGUMENT: StopCause.INVALID_OPTIONS,
+    _ffi.SERVER_ERR_RUNTIME: StopCause.RUNTIME_FAILED,
+    _ffi.SERVER_ERR_SIGNALS: StopCause.RUNTIME_FAILED,
+}
 
 
 class Stats(NamedTuple):
-    """Live counters of a running server."""
+    """Live counters of a server."""
 
     connections_active: int
     connections_total: int
     requests_active: int
     requests_total: int
-
-
-# --------------------------------------------------------------------------------------------
-# Calls from C. The CFUNCTYPE objects below live as long as the module (the library may call
-# them until the server is torn down); per-server state travels as a slab key in `userdata`.
-# --------------------------------------------------------------------------------------------
-
-# ctypes wraps every callback on a thread Python did not create in PyGILState_Ensure/Release,
-# which builds and destroys a whole thread state each time, and forgets thread-locals between
-# calls. One extra PyGILState_Ensure per library thread keeps that thread's state alive:
-# callbacks then only take the GIL (about twice the throughput on a trivial handler), and
-# threading.local works in handlers. The cost is one small thread state per library thread
-# that ever ran a handler, kept until the process exits. GRACESERVE_PIN_THREADSTATE=0 turns
-# it off.
-_PIN = (
-    platform.python_implementation() == "CPython"
-    and os.environ.get("GRACESERVE_PIN_THREADSTATE", "1") != "0"
-)
-_tls = threading.local()
-_get_ident = threading.get_ident
-
-#: Thread ids of library threads inside a Python handler call right now.
-_ACTIVE: Set[int] = set()
-
-_ERROR_500: Prepared = prepare(Response("internal server error\n", 500))
-
-
-def _pin_thread() -> None:
-    ctypes.pythonapi.PyGILState_Ensure()
-    _tls.pinned = True
-
-
-class _Dispatch:
-    """What one server's handler calls need: the handler."""
-
-    __slots__ = ("handler",)
-
-    def __init__(self, handler: Handler) -> None:
-        self.handler = handler
-
-    def call(self, ptr: int) -> None:
-        req = Request(ptr)
-        tid = _get_ident()
-        _ACTIVE.add(tid)
-        try:
-            try:
-                result = self.handler(req)
-            except BaseException:
-                if req._state != 0:
-                    log.exception("graceserve: handler raised on %s after answering or deferring it", req)
-                    return
-                log.exception("graceserve: handler raised on %s; answered 500", req)
-                result = _FAILED
-            if req._state != 0:  # answered with respond(), or deferred
-                return
-            if result is None:
-                log.error(
-                    "graceserve: handler returned None for %s without answering or "
-                    "deferring it; answered 500",
-                    req,
-                )
-                result = _FAILED
-            if result is _FAILED:
-                parts = _ERROR_500
-            else:
-                try:
-                    parts = prepare(result)
-                except (TypeError, ValueError, UnicodeError) as e:
-                    log.error("graceserve: bad handler result for %s (%s); answered 500", req, e)
-                    parts = _ERROR_500
-            try:
-                req._answer(parts)
-            except ValueError as e:
-                log.error("graceserve: invalid response for %s (%s); answered 500", req, e)
-                req._answer(_ERROR_500)
-            except RequestClosedError:
-                pass  # answered meanwhile from another thread
-        finally:
-            _ACTIVE.discard(tid)
-
-
-_FAILED: Any = object()
-_DISPATCH: "Slab[_Dispatch]" = Slab()
-
-
-def _on_request(userdata: Optional[int], ptr: Optional[int]) -> None:
-    try:
-        if _PIN:
-            try:
-                _tls.pinned
-            except AttributeError:
-                _pin_thread()
-        d = _DISPATCH.get(userdata)
-        if d is None or not ptr:
-            if ptr:
-                LIB.server_request_free(ptr)
-            return
-        d.call(ptr)
-    except BaseException:  # never unwind into C
-        try:
-            log.exception("graceserve: internal error in the request callback")
-        except BaseException:
-            pass
-
-
-def _on_drop(userdata: Optional[int]) -> None:
-    try:
-        _DISPATCH.deallocate(userdata)
-    except BaseException:
-        pass
-
-
-_HANDLER_CB = _ffi.server_handler_fn(_on_request)
-_DROP_CB = _ffi.server_userdata_drop_fn(_on_drop)
-
-
-# --------------------------------------------------------------------------------------------
-# The server
-# --------------------------------------------------------------------------------------------
-
-_NEW, _RUNNING, _STOPPED = "new", "running", "stopped"
-_lock = threading.RLock()
-_current: Optional["Server"] = None
-_last_status: Optional[int] = None
 
 
 def _ms(name: str, seconds: Optional[float], allow_zero: bool = True) -> int:
@@ -220,18 +121,68 @@ def _ms(name: str, seconds: Optional[float], allow_zero: bool = True) -> int:
     return min(int(round(seconds * 1000)), _MAX_U32_MS)
 
 
-def _count(name: str, value: Optional[int], lo: int, hi: int) -> int:
-    if value is None:
-        return 0
+def _count(name: str, value: Optional[int], hi: int) -> int:
+    """An integer option: ``value`` must fit the C field (1..hi); the library checks the rest."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {value!r}")
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in {lo}..{hi}, not {value}")
+    if not 1 <= value <= hi:
+        raise ValueError(f"{name} must be in 1..{hi}, not {value}")
     return value
 
 
+class _Handle:
+    """One ``server_instance`` handle. Calls borrow it (``with handle as ptr:``); :meth:`free`
+    releases it once no call is using it, as the C ABI requires."""
+
+    __slots__ = ("ptr", "_users", "_cv")
+
+    def __init__(self, ptr: int) -> None:
+        self.ptr: Optional[int] = ptr
+        self._users = 0
+        self._cv = threading.Condition()  # an RLock: a signal handler may borrow it re-entrantly
+
+    def __enter__(self) -> int:
+        with self._cv:
+            ptr = self.ptr
+            if ptr is None:
+                raise NotRunningError(_ffi.SERVER_ERR_NOT_RUNNING, "the server was closed")
+            self._users += 1
+            return ptr
+
+    def __exit__(self, *exc: object) -> None:
+        with self._cv:
+            self._users -= 1
+            if self._users == 0:
+                self._cv.notify_all()
+
+    def free(self) -> None:
+        with self._cv:
+            ptr, self.ptr = self.ptr, None
+            while self._users:
+                self._cv.wait()
+        if ptr is not None:
+            LIB.server_instance_free(ptr)
+
+    def __del__(self, _free: Callable[[Optional[int]], None] = LIB.server_instance_free) -> None:
+        # (_free is bound now: module globals may be gone when this runs at interpreter exit.)
+        ptr, self.ptr = self.ptr, None
+        if ptr is not None:
+            try:
+                _free(ptr)
+            except BaseException:
+                pass
+
+
+_NEW, _RUNNING, _STOPPED = "new", "running", "stopped"
+
+#: Servers started and not yet waited for, drained at interpreter exit (see ``_at_exit``).
+#: Holding them here also keeps a running server alive when the program drops its reference.
+_LIVE: Set["Server"] = set()
+_LIVE_LOCK = threading.Lock()
+
+
 class Server:
-    """An HTTP/1.1 + h2c server running in this process, with a graceful lifecycle.
+    """An HTTP/1.1 + h2c server in this process, with a graceful lifecycle.
 
     ``Server(addr, handler)`` configures it; :meth:`start` binds at once (raising
     :class:`StartError` naming the address and the OS error) and serves on library threads;
@@ -240,70 +191,93 @@ class Server:
     failed or forced. :meth:`serve` does start + wait with SIGINT/SIGTERM handled the Python
     way; ``with Server(...) as s:`` starts it and drains on exit.
 
-    One server runs per process at a time (the library's design); a stopped one can be started
-    again, or a new one started.
+    Every ``Server`` is independent: any number run at once in one process (an admin port
+    beside the public one), each with its own threads, limits, stats and outcome;
+    :func:`serve_all` serves several with one Ctrl-C draining them all. A stopped server can be
+    started again.
 
+    addr
+        ``HOST:PORT`` to listen on (port 0 picks a free port); ``None``: the library's default,
+        ``127.0.0.1:8080``.
     handler
         ``handler(request) -> result``: see :class:`Request` and :data:`HandlerResult`. Called on
         library threads, many at once; ``None`` answers every request ``200 OK``.
     shutdown_timeout
         Seconds a drain may take before in-flight requests are cut: for drains started by a
-        signal, and the default for :meth:`shutdown` and :meth:`close`.
+        signal, and the default for :meth:`shutdown` and :meth:`close`. ``None``: the
+        library's default (5 s).
     workers
         Async I/O threads (default: one per CPU).
     handler_threads
         Threads that may run handlers at once. Default: ``min(32, os.cpu_count() + 4)``, as
-        ``concurrent.futures.ThreadPoolExecutor`` (the C library's is 512): Python handlers
-        share one GIL, so more threads mostly add switching. Raise it for handlers that spend
-        their time blocked on I/O or sleeping.
+        ``concurrent.futures.ThreadPoolExecutor``, on purpose lower than the C library's 512:
+        Python handlers share one GIL, so more threads mostly add switching. Raise it for
+        handlers that spend their time blocked on I/O or sleeping.
     inline
         Run the handler on the I/O thread itself: the fastest for handlers that answer at
         once, but a handler that blocks (sleeps, waits on I/O or the GIL) stalls other
         connections. Off by default.
     max_connections, header_read_timeout, keepalive_idle_timeout, max_header_bytes,
     max_body_bytes
-        Limits, as in the C ``server_options`` (``None``: the library's default).
+        Limits, as in the C ``server_options`` (``None``: the library's default; the library
+        checks the values when the server starts).
     """
 
     def __init__(
         self,
-        addr: str = "127.0.0.1:8080",
+        addr: Optional[str] = None,
         handler: Optional[Handler] = None,
         *,
-        shutdown_timeout: float = 5.0,
+        shutdown_timeout: Optional[float] = None,
         workers: Optional[int] = None,
         handler_threads: Optional[int] = None,
-        inline: bool = False,
+        inline: Optional[bool] = None,
         max_connections: Optional[int] = None,
         header_read_timeout: Optional[float] = None,
         keepalive_idle_timeout: Optional[float] = None,
         max_header_bytes: Optional[int] = None,
         max_body_bytes: Optional[int] = None,
     ) -> None:
-        if not isinstance(addr, str):
+        if addr is not None and not isinstance(addr, str):
             raise TypeError(f"addr must be a 'HOST:PORT' string, not {addr!r}")
         if handler is not None and not callable(handler):
             raise TypeError(f"handler must be callable, not {handler!r}")
         self._addr = addr
         self._handler = handler
-        self.shutdown_timeout = float(shutdown_timeout)
-        self._opts: Dict[str, Union[int, bool]] = {
-            "signal_drain_timeout_ms": _ms("shutdown_timeout", shutdown_timeout),
-            "worker_threads": _count("workers", workers, 1, 1024),
+        # Only what the caller chose; every other field keeps server_options_init's value.
+        opts: Dict[str, Union[int, bool]] = {
             "handler_threads": _count(
                 "handler_threads",
                 DEFAULT_HANDLER_THREADS if handler_threads is None else handler_threads,
-                1,
-                65536,
-            ),
-            "inline_handler": bool(inline),
-            "max_connections": _count("max_connections", max_connections, 1, 2**32 - 1),
-            "header_read_timeout_ms": _ms("header_read_timeout", header_read_timeout, False),
-            "keepalive_idle_timeout_ms": _ms("keepalive_idle_timeout", keepalive_idle_timeout, False),
-            "max_header_bytes": _count("max_header_bytes", max_header_bytes, 8192, 2**32 - 1),
-            "max_body_bytes": _count("max_body_bytes", max_body_bytes, 1, 2**64 - 1),
+                2**32 - 1,
+            )
         }
+        if shutdown_timeout is not None:
+            opts["signal_drain_timeout_ms"] = _ms("shutdown_timeout", shutdown_timeout)
+            self.shutdown_timeout = float(shutdown_timeout)
+        else:
+            self.shutdown_timeout = _DEFAULTS.signal_drain_timeout_ms / 1000
+        if inline is not None:
+            opts["inline_handler"] = bool(inline)
+        for name, field, value, hi in (
+            ("workers", "worker_threads", workers, 2**32 - 1),
+            ("max_connections", "max_connections", max_connections, 2**32 - 1),
+            ("max_header_bytes", "max_header_bytes", max_header_bytes, 2**32 - 1),
+            ("max_body_bytes", "max_body_bytes", max_body_bytes, 2**64 - 1),
+        ):
+            if value is not None:
+                opts[field] = _count(name, value, hi)
+        for name, field, seconds in (
+            ("header_read_timeout", "header_read_timeout_ms", header_read_timeout),
+            ("keepalive_idle_timeout", "keepalive_idle_timeout_ms", keepalive_idle_timeout),
+        ):
+            if seconds is not None:
+                opts[field] = _ms(name, seconds, allow_zero=False)
+        self._opts = opts
+        self._lock = threading.RLock()
         self._state = _NEW
+        self._handle: Optional[_Handle] = None
+        self._dispatch: Optional[Dispatch] = None
         self._bound: Optional[str] = None
         self._status: Optional[int] = None
         self._cause = StopCause.NONE
@@ -319,8 +293,8 @@ class Server:
     @property
     def addr(self) -> str:
         """The bound ``HOST:PORT`` (the real port when port 0 was asked for) once started;
-        the configured address before."""
-        return self._bound or self._addr
+        before, the configured address (empty for the library's default)."""
+        return self._bound or self._addr or ""
 
     @property
     def port(self) -> int:
@@ -350,80 +324,93 @@ class Server:
         return self._message
 
     def stats(self) -> Stats:
-        """Live counters; raises :class:`NotRunningError` unless running."""
+        """This server's counters: live while it runs, final once it has stopped. Raises
+        :class:`NotRunningError` before the first start and after :meth:`close`."""
+        h = self._handle
+        if h is None:
+            raise NotRunningError(_ffi.SERVER_ERR_NOT_RUNNING, f"{self!r} is not started")
         st = _ffi.server_stats()
-        rc = LIB.server_get_stats(ctypes.byref(st))
+        st.version = _ffi.SERVER_STATS_VERSION
+        with h as ptr:
+            rc = LIB.server_instance_get_stats(ptr, ctypes.byref(st))
         if rc != _ffi.SERVER_OK:
             raise error_for(rc, last_error())
         return Stats(st.connections_active, st.connections_total, st.requests_active, st.requests_total)
 
     def __repr__(self) -> str:
-        return f"<graceserve.Server {self.addr} {self._state}>"
+        return f"<graceserve.Server {self.addr or '(default address)'} {self._state}>"
 
     # -- lifecycle -------------------------------------------------------------------------
+
+    def _options(self) -> _ffi.server_options:
+        opts = _library_defaults()
+        if self._addr is not None:
+            opts.addr = self._addr.encode("utf-8")
+        # Python owns signals (see serve()); a signal reaches this server only through
+        # server_instance_notify_signal.
+        opts.signals = _ffi.SERVER_SIGNALS_HOST
+        for name, value in self._opts.items():
+            setattr(opts, name, value)
+        return opts
 
     def start(self) -> "Server":
         """Binds and starts serving on library threads; returns self. Raises
         :class:`StartError` (:class:`AddressInUseError`, ...) when it cannot; nothing keeps
-        running then. Signals stay with Python (see :meth:`serve`)."""
-        global _current
-        with _lock:
+        running then. Raises :class:`AlreadyRunningError` if this object is running already
+        (other ``Server`` objects may run at the same time). Signals stay with Python (see
+        :meth:`serve`)."""
+        with self._lock:
             if self._state == _RUNNING:
                 raise AlreadyRunningError(_ffi.SERVER_ERR_ALREADY_RUNNING, f"{self!r} is already running")
-            other = _current
-            if other is not None and other._state == _RUNNING:
-                # A server drained by someone else but not waited for yet is finished here.
-                if other.wait(0) is None:
-                    raise AlreadyRunningError(
-                        _ffi.SERVER_ERR_ALREADY_RUNNING,
-                        f"another server ({other.addr}) is running in this process; shut it down first",
-                    )
-            opts = _ffi.server_options()
-            LIB.server_options_init(ctypes.byref(opts), _ffi.SERVER_OPTIONS_VERSION)
-            opts.addr = self._addr.encode("utf-8")
-            opts.signals = _ffi.SERVER_SIGNALS_HOST
-            for name, value in self._opts.items():
-                if value or name in ("signal_drain_timeout_ms", "inline_handler"):
-                    setattr(opts, name, value)
+            old, self._handle = self._handle, None
+            if old is not None:
+                old.free()
+            opts = self._options()
+            dispatch: Optional[Dispatch] = None
             key = 0
             if self._handler is not None:
-                key = _DISPATCH.allocate(_Dispatch(self._handler))
-                opts.handler = _HANDLER_CB
+                dispatch = Dispatch(self._handler)
+                opts.handler, key, opts.userdata_drop = callbacks(dispatch)
                 opts.userdata = key
-                opts.userdata_drop = _DROP_CB
-            rc = LIB.server_start(ctypes.byref(opts))
-            if rc != _ffi.SERVER_OK:
+            out = ctypes.c_void_p()
+            rc = LIB.server_instance_start(ctypes.byref(out), ctypes.byref(opts))
+            if rc != _ffi.SERVER_OK or not out.value:
                 msg = last_error()
                 if key:
-                    _DISPATCH.deallocate(key)  # when the library never took the userdata
-                if rc != _ffi.SERVER_ERR_ALREADY_RUNNING:
-                    self._state = _STOPPED
-                    self._status = 1
-                    self._cause = StopCause(LIB.server_last_stop_cause())
-                    self._message = msg
+                    DISPATCH.deallocate(key)  # for the codes where the library did not take it
+                self._state = _STOPPED
+                self._bound = None
+                self._cause = _START_CAUSE.get(rc, StopCause.BIND_FAILED)
+                self._status = self._cause.exit_status
+                self._message = msg
                 raise error_for(rc, msg, StartError)
+            handle = _Handle(out.value)
             buf = ctypes.create_string_buffer(64)
-            if LIB.server_local_addr(buf, len(buf), None) == _ffi.SERVER_OK:
+            if LIB.server_instance_local_addr(out.value, buf, len(buf), None) == _ffi.SERVER_OK:
                 self._bound = buf.value.decode("utf-8")
+            self._handle = handle
+            self._dispatch = dispatch
             self._state = _RUNNING
             self._status = None
             self._cause = StopCause.NONE
             self._message = ""
-            _current = self
+            with _LIVE_LOCK:
+                _LIVE.add(self)
         return self
 
-    def _finished(self, status: int) -> int:
-        global _current, _last_status
-        with _lock:
-            if self._state == _RUNNING:
-                self._state = _STOPPED
+    def _settle(self, handle: _Handle, status: int, cause: StopCause, message: str) -> int:
+        """Records the outcome the library reported to a wait (the first report wins)."""
+        with self._lock:
+            if self._state == _RUNNING and self._handle is handle:
+                self._message = message
+                self._cause = cause
                 self._status = status
-                self._message = last_error() if status else ""
-                self._cause = StopCause(LIB.server_last_stop_cause())
-                _last_status = status
-                if _current is self:
-                    _current = None
-        return self._status if self._status is not None else status
+                self._state = _STOPPED
+                if self._dispatch is not None:
+                    self._dispatch.status = status
+                with _LIVE_LOCK:
+                    _LIVE.discard(self)
+            return self._status if self._status is not None else status
 
     @overload
     def wait(self) -> int: ...
@@ -436,23 +423,29 @@ class Server:
         returns the exit status: 0 graceful, 1 failed or forced. With ``timeout`` (seconds)
         returns None if it is still running then. Waits in short slices, so Ctrl-C on the main
         thread interrupts it (with KeyboardInterrupt, the server still running) unless
-        :meth:`serve` handles the signal."""
-        if self._state == _STOPPED:
-            return self._status
+        :meth:`serve` handles the signal. Raises :class:`WrongThreadError` from one of this
+        server's own handlers (the stop waits for that very handler)."""
         if self._state == _NEW:
             raise NotRunningError(_ffi.SERVER_ERR_NOT_RUNNING, f"{self!r} was never started")
         deadline = None if timeout is None else time.monotonic() + max(0.0, timeout)
         while True:
+            handle = self._handle
+            if self._state == _STOPPED or handle is None:
+                return self._status
             if deadline is None:
                 slice_s = WAIT_SLICE_S
             else:
                 slice_s = min(WAIT_SLICE_S, max(0.0, deadline - time.monotonic()))
-            rc = LIB.server_wait_timeout(int(slice_s * 1000))
+            cause, message = StopCause.NONE, ""
+            with handle as ptr:
+                rc = LIB.server_instance_wait_timeout(ptr, int(slice_s * 1000))
+                if rc in (0, 1):  # the exit status; the message is this thread's last error
+                    message = last_error() if rc else ""
+                    cause = StopCause(LIB.server_instance_stop_cause(ptr))
             if rc in (0, 1):
-                return self._finished(rc)
+                # Outside the borrow: close() may hold the lock while it frees the handle.
+                return self._settle(handle, rc, cause, message)
             if rc != _ffi.SERVER_STILL_RUNNING:
-                if self._state == _STOPPED:
-                    return self._status
                 raise error_for(rc, last_error())
             if deadline is not None and time.monotonic() >= deadline:
                 return None
@@ -462,28 +455,39 @@ class Server:
         finished in time, 1: the deadline cut some). ``timeout`` is the drain deadline in
         seconds from now (default :attr:`shutdown_timeout`; ``math.inf`` waits without one;
         0 cuts in-flight requests at once). A drain already under way keeps the earlier
-        deadline. Idempotent.
+        deadline. Idempotent. Other servers keep serving.
 
-        From inside a handler it only starts the drain and returns None (the drain waits for
-        that very handler); wait for the status elsewhere."""
-        if self._state == _STOPPED:
-            return self._status
+        From inside one of this server's handlers it only starts the drain and returns None
+        (the drain waits for that very handler); wait for the status elsewhere."""
         if self._state == _NEW:
             raise NotRunningError(_ffi.SERVER_ERR_NOT_RUNNING, f"{self!r} was never started")
+        handle = self._handle
+        if self._state == _STOPPED or handle is None:
+            return self._status
         t = self.shutdown_timeout if timeout is None else timeout
         if isinstance(t, (int, float)) and not isinstance(t, bool) and math.isinf(t) and t > 0:
             ms = _ffi.SERVER_TIMEOUT_INFINITE
         else:
             ms = _ms("timeout", t)
-        rc = LIB.server_shutdown(ms)
+        with handle as ptr:
+            rc = LIB.server_instance_shutdown(ptr, ms)
         if rc == _ffi.SERVER_DRAINING:
             return None
         return self.wait()
 
     def close(self) -> None:
-        """Drains (deadline :attr:`shutdown_timeout`) and waits, if running. Idempotent."""
-        if self._state == _RUNNING:
-            self.shutdown()
+        """Drains (deadline :attr:`shutdown_timeout`) and waits, if running, then releases the
+        library's handle: :attr:`status`, :attr:`stop_cause` and :attr:`stop_message` stay
+        readable, :meth:`stats` no longer. Idempotent; the server may be started again.
+
+        From inside one of this server's handlers it only starts the drain."""
+        if self._state == _RUNNING and self.shutdown() is None:
+            return
+        with self._lock:
+            if self._state != _RUNNING:
+                handle, self._handle = self._handle, None
+                if handle is not None:
+                    handle.free()
 
     def __enter__(self) -> "Server":
         if self._state != _RUNNING:
@@ -504,38 +508,110 @@ class Server:
 
         On the main thread, SIGINT (Ctrl-C) and SIGTERM are handled while it runs: the first
         drains gracefully (deadline :attr:`shutdown_timeout`), a second forces the stop at
-        once; no KeyboardInterrupt is raised. The previous Python handlers are put back
-        afterwards. A failed start raises :class:`StartError`.
+        once (the library decides; Python forwards each signal); no KeyboardInterrupt is
+        raised. The previous Python handlers are put back afterwards. A failed start raises
+        :class:`StartError`. :func:`serve_all` does the same for several servers.
 
         ``ready(server)``, if given, is called once the server is bound and the signal handlers
         are in place (e.g. to print the address); if it raises, the server is drained and the
         exception propagates."""
-        previous: Dict[int, Any] = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in _SIGNALS:
-                previous[sig] = signal.signal(sig, self._on_signal)
-        try:
-            if self._state != _RUNNING:
-                self.start()
-            if ready is not None:
-                try:
-                    ready(self)
-                except BaseException:
-                    self.close()
-                    raise
-            return self.wait()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
+        on_ready = None if ready is None else (lambda: ready(self))
+        return _serve((self,), on_ready)
 
-    def _on_signal(self, signum: int, frame: Optional[FrameType]) -> None:
-        rc = LIB.server_notify_signal(signum)
-        if rc == _ffi.SERVER_OK:
-            log.info("graceserve: %s received; draining (again to force)", signal.Signals(signum).name)
+    def _on_signal(self, signum: int, frame: Optional[FrameType] = None) -> None:
+        """Forwards ``signum`` to this server (``server_instance_notify_signal``): the first
+        drains, a later one forces. Safe in a Python signal handler."""
+        handle = self._handle
+        if handle is None or self._state != _RUNNING:
+            return
+        try:
+            with handle as ptr:
+                LIB.server_instance_notify_signal(ptr, signum)
+        except NotRunningError:
+            pass  # closed meanwhile
+
+
+def serve_all(*servers: Server, ready: Optional[Callable[[Sequence[Server]], None]] = None) -> int:
+    """Serves several servers until every one has stopped; returns the highest exit status
+    (0 only when every server stopped gracefully), for ``sys.exit(graceserve.serve_all(...))``.
+
+    Starts each server that is not running yet; if one fails to start, those this call started
+    are drained and the :class:`StartError` propagates. On the main thread, SIGINT/SIGTERM are
+    forwarded to every server: the first drains them all (each with its own
+    ``shutdown_timeout``), a second forces those still draining; no KeyboardInterrupt is
+    raised, and the previous Python handlers come back afterwards. A server shut down on its
+    own (say, by an admin handler) stops alone while the others keep serving.
+
+    ``ready(servers)``, if given, is called once all are bound and the signal handlers are in
+    place; if it raises, every server is drained and the exception propagates."""
+    if not servers:
+        raise TypeError("serve_all() needs at least one Server")
+    for s in servers:
+        if not isinstance(s, Server):
+            raise TypeError(f"serve_all() takes Server objects, not {type(s).__name__}")
+    if len(set(map(id, servers))) != len(servers):
+        raise ValueError("serve_all(): the same Server was given twice")
+    on_ready = None if ready is None else (lambda: ready(servers))
+    return _serve(servers, on_ready)
+
+
+def _forward_signal(group: Sequence[Server], signum: int) -> None:
+    """A Python signal handler's work: hand ``signum`` to every server of ``group``; the library
+    decides what it means (the first drains, a later one forces)."""
+    log.info("graceserve: %s received; draining (again to force)", signal.Signals(signum).name)
+    for s in group:
+        s._on_signal(signum)
+
+
+def _serve(group: Sequence[Server], ready: Optional[Callable[[], None]]) -> int:
+    def forward(signum: int, frame: Optional[FrameType]) -> None:
+        _forward_signal(group, signum)
+
+    previous: Dict[int, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in _SIGNALS:
+            previous[sig] = signal.signal(sig, forward)
+    try:
+        started: List[Server] = []
+        for s in group:
+            if not s.running:
+                try:
+                    s.start()
+                except BaseException:
+                    for t in started:
+                        t.close()
+                    raise
+                started.append(s)
+        if ready is not None:
+            try:
+                ready()
+            except BaseException:
+                for s in group:
+                    s.close()
+                raise
+        return max(_wait_all(group))
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _wait_all(group: Sequence[Server]) -> List[int]:
+    """Waits for every server of ``group``; returns their exit statuses. Each round blocks one
+    wait slice on the first server still running and polls the others, so a server that stops
+    early is torn down at once and signal handlers run between slices."""
+    statuses: Dict[int, int] = {}
+    pending = list(group)
+    while pending:
+        for i, s in enumerate(list(pending)):
+            status = s.wait(WAIT_SLICE_S if i == 0 else 0)
+            if status is not None:
+                statuses[id(s)] = status
+                pending.remove(s)
+    return [statuses[id(s)] for s in group]
 
 
 def serve(
-    addr: str = "127.0.0.1:8080",
+    addr: Optional[str] = None,
     handler: Optional[Handler] = None,
     *,
     ready: Optional[Callable[[Server], None]] = None,
@@ -546,23 +622,19 @@ def serve(
     return Server(addr, handler, **options).serve(ready)
 
 
-def current() -> Optional[Server]:
-    """The server running in this process, if any."""
-    srv = _current
-    return srv if srv is not None and srv.running else None
-
-
 def _at_exit() -> None:
-    """Interpreter exit: drain a server still running, then make sure no handler is still
+    """Interpreter exit: drain every server still running, then make sure no handler is still
     running Python code while the interpreter finalizes.
 
     A handler call still running after a forced stop would try to take the GIL while the
     interpreter finalizes; CPython then ends that (library-owned) thread with pthread_exit,
     whose unwinding through the library aborts the process (SIGABRT). So such calls get
     ``EXIT_GRACE_S`` to return; if any is still running then, the process exits at once with
-    the last server's exit status, after flushing stdio and logging."""
-    srv = current()
-    if srv is not None:
+    the exit status of a server whose calls are still around, after flushing stdio and
+    logging."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for srv in live:
         try:
             srv.close()
         except GraceserveError:
@@ -570,8 +642,8 @@ def _at_exit() -> None:
 
     def busy() -> bool:
         # A handler call is running, or has returned but the library has not yet called the
-        # userdata drop that follows it (also a call into Python) for a stopped server.
-        return bool(_ACTIVE) or (current() is None and len(_DISPATCH) > 0)
+        # userdata drop that follows it (also a call into Python): every server has stopped.
+        return bool(ACTIVE) or len(DISPATCH) > 0
 
     if not busy():
         return
@@ -581,11 +653,11 @@ def _at_exit() -> None:
     if not busy():
         time.sleep(0.01)  # let the last calls return into the library before finalizing
         return
-    status = _last_status if _last_status is not None else 1
+    status = max((d.status for d in DISPATCH.values() if d.status is not None), default=1)
     try:
         log.info(
             "graceserve: %d handler call(s) still running at exit; exiting now with status %d",
-            len(_ACTIVE),
+            len(ACTIVE),
             status,
         )
         logging.shutdown()

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Dict, Generic, Optional, TypeVar
+from typing import Dict, Generic, List, Optional, TypeVar
 
 T = TypeVar("T")
 
@@ -32,3 +32,8 @@ class Slab(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def values(self) -> List[T]:
+        """A snapshot of the items."""
+        with self._lock:
+            return list(self._items.values())

@@ -25,7 +25,7 @@ import threading
 from typing import Awaitable, Callable, List, Optional
 
 from ._request import HandlerResult, Request, Response
-from ._server import Handler, Server
+from ._server import Handler, Server, _forward_signal
 
 __all__ = ["AsyncHandler", "handler", "serve"]
 
@@ -82,7 +82,7 @@ async def serve(server: Server, ready: Optional[Callable[[Server], None]] = None
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
-                loop.add_signal_handler(sig, server._on_signal, int(sig), None)
+                loop.add_signal_handler(sig, _forward_signal, (server,), int(sig))
                 installed.append(sig)
             except (NotImplementedError, RuntimeError):  # not a Unix loop
                 pass

@@ -124,11 +124,19 @@ def clean_doc(doc: str) -> str:
     return "\n".join(lines).strip()
 
 
+_DOC_DECL = re.compile(r"/\*\*((?:(?!\*/).)*?)\*/\s*([^;{}/]*?)(\(|\{|;|=|,)", re.S)
+
+
 def read_docs(text: str) -> Dict[str, str]:
-    """Doc comment of each function, struct, enum, typedef and enum constant, by name."""
+    """Doc comment of each function, struct, enum, typedef and enum constant, by name; struct
+    fields as ``struct.field`` (two structs may have fields of the same name)."""
     docs: Dict[str, str] = {}
-    pat = re.compile(r"/\*\*((?:(?!\*/).)*?)\*/\s*([^;{}/]*?)(\(|\{|;|=|,)", re.S)
-    for m in pat.finditer(text):
+    for s in re.finditer(r"typedef\s+struct\s+(\w+)\s*\{(.*?)\}\s*\w+\s*;", text, re.S):
+        for m in _DOC_DECL.finditer(s.group(2)):
+            field = re.findall(r"(\w+)\s*$", m.group(2))
+            if field:
+                docs[f"{s.group(1)}.{field[-1]}"] = clean_doc(m.group(1))
+    for m in _DOC_DECL.finditer(text):
         doc, decl = clean_doc(m.group(1)), m.group(2)
         if m.group(3) == "(":
             name = re.findall(r"(\w+)\s*$", decl.replace("(*", " "))
@@ -322,7 +330,7 @@ class Gen:
             o.append("")
             o.append(f"{name}._fields_ = [")
             for d in s.decls:
-                o += self.comment(d.name, "    ")
+                o += self.comment(f"{name}.{d.name}", "    ")
                 o.append(f'    ("{d.name}", {self.ctype(d.type, "field")}),')
             o.append("]")
         o.append("")
