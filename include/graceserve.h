@@ -109,32 +109,6 @@
 #define SERVER_TIMEOUT_INFINITE UINT32_MAX
 
 /**
- * What a lifecycle event was, passed to `server_event_fn`.
- */
-enum server_event_kind
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : uint32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
-  /**
-   * A drain was requested: the pre-drain delay (if any) or the drain begins. The message
-   * gives the cause, the delay, the deadline and the connections open.
-   */
-  SERVER_EVENT_DRAIN_STARTED = 1,
-  /**
-   * The server stopped: graceful in N ms, or forced with the number of connections cut.
-   */
-  SERVER_EVENT_STOPPED = 2,
-};
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum server_event_kind server_event_kind;
-#else
-typedef uint32_t server_event_kind;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
-
-/**
  * Why a server stopped, as read by `server_instance_stop_cause` / `server_last_stop_cause`.
  */
 enum server_stop_cause
@@ -181,6 +155,32 @@ enum server_stop_cause
 typedef enum server_stop_cause server_stop_cause;
 #else
 typedef uint32_t server_stop_cause;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+/**
+ * What a lifecycle event was, passed to `server_event_fn`.
+ */
+enum server_event_kind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+  /**
+   * A drain was requested: the pre-drain delay (if any) or the drain begins. The message
+   * gives the cause, the delay, the deadline and the connections open.
+   */
+  SERVER_EVENT_DRAIN_STARTED = 1,
+  /**
+   * The server stopped: graceful in N ms, or forced with the number of connections cut.
+   */
+  SERVER_EVENT_STOPPED = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum server_event_kind server_event_kind;
+#else
+typedef uint32_t server_event_kind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -558,6 +558,15 @@ const char *server_result_str(int code);
  * Thread-safety: per thread; each thread sees its own last error.
  */
 const char *server_last_error(void);
+
+/**
+ * Returns the stop cause the calling thread's last failed start amounts to
+ * (`SERVER_CAUSE_BIND_FAILED`, `SERVER_CAUSE_INVALID_OPTIONS`,
+ * `SERVER_CAUSE_RUNTIME_FAILED`), or `SERVER_CAUSE_NONE` when its last failure was not a
+ * start. A failed `server_instance_start` leaves no handle to ask; this is how a binding
+ * reports its cause without deciding it again. Any thread.
+ */
+server_stop_cause server_last_error_cause(void);
 
 /**
  * Returns the code of the last failed graceserve call on the calling thread

@@ -3,6 +3,8 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CString};
 
+use super::instance::server_stop_cause;
+
 /// Result codes returned by graceserve functions. Values are fixed forever; a retired value is
 /// never reused.
 #[repr(u32)]
@@ -119,21 +121,39 @@ pub(crate) fn result_text(code: i64) -> &'static str {
 struct LastError {
     code: server_result,
     message: CString,
+    /// The stop cause a failed start amounts to (`SERVER_CAUSE_NONE` for other failures).
+    cause: server_stop_cause,
 }
 
 thread_local! {
     static LAST: RefCell<LastError> = RefCell::new(LastError {
         code: server_result::SERVER_OK,
         message: CString::default(),
+        cause: server_stop_cause::SERVER_CAUSE_NONE,
     });
 }
 
 /// Records the calling thread's last error.
 pub(crate) fn set_last_error(code: server_result, message: impl Into<String>) {
+    set_last_error_with_cause(code, message, server_stop_cause::SERVER_CAUSE_NONE);
+}
+
+/// Records the calling thread's last error, for a failed start with the cause it amounts to.
+pub(crate) fn set_last_error_with_cause(
+    code: server_result,
+    message: impl Into<String>,
+    cause: server_stop_cause,
+) {
     let mut m = message.into();
     m.retain(|c| c != '\0');
     let message = CString::new(m).unwrap_or_default();
-    LAST.with(|l| *l.borrow_mut() = LastError { code, message });
+    LAST.with(|l| {
+        *l.borrow_mut() = LastError {
+            code,
+            message,
+            cause,
+        }
+    });
 }
 
 /// Records `code` with `message` as the last error and returns the code as `int`.
@@ -161,6 +181,17 @@ ffi_fn! {
     fn server_last_error() -> *const c_char {
         LAST.with(|l| l.borrow().message.as_ptr())
     } ?= c"internal error".as_ptr()
+}
+
+ffi_fn! {
+    /// Returns the stop cause the calling thread's last failed start amounts to
+    /// (`SERVER_CAUSE_BIND_FAILED`, `SERVER_CAUSE_INVALID_OPTIONS`,
+    /// `SERVER_CAUSE_RUNTIME_FAILED`), or `SERVER_CAUSE_NONE` when its last failure was not a
+    /// start. A failed `server_instance_start` leaves no handle to ask; this is how a binding
+    /// reports its cause without deciding it again. Any thread.
+    fn server_last_error_cause() -> server_stop_cause {
+        LAST.with(|l| l.borrow().cause)
+    } ?= server_stop_cause::SERVER_CAUSE_NONE
 }
 
 ffi_fn! {

@@ -5,7 +5,7 @@
 use std::ffi::{c_char, c_int};
 use std::time::Duration;
 
-use super::error::{fail, server_result, set_last_error};
+use super::error::{fail, server_result, set_last_error, set_last_error_with_cause};
 use super::options::{read_options, server_options, Target, SERVER_TIMEOUT_INFINITE};
 use crate::outcome::{Outcome, StopCause};
 use crate::server::{Server, StartError, StartErrorKind};
@@ -323,7 +323,10 @@ ffi_fn! {
                 unsafe { *out = Box::into_raw(handle) };
                 server_result::SERVER_OK as c_int
             }
-            Err(f) => fail(f.code, f.message),
+            Err(f) => {
+                set_last_error_with_cause(f.code, f.message, f.outcome.cause.into());
+                f.code as c_int
+            }
         }
     } ?= server_result::SERVER_ERR_PANIC as c_int
 }

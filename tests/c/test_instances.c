@@ -268,11 +268,15 @@ void test_instances_misuse(void) {
     CHECK_RC(server_instance_start(&srv, &o), SERVER_ERR_ADDR_IN_USE);
     CHECK(srv == NULL);
     CHECK(strstr(server_last_error(), addr) != NULL);
+    CHECK_INT(server_last_error_cause(), SERVER_CAUSE_BIND_FAILED);
     close(lfd);
     o.version = 999;
     srv = (server_instance *)(uintptr_t)1;
     CHECK_RC(server_instance_start(&srv, &o), SERVER_ERR_VERSION);
     CHECK(srv == NULL);
+    CHECK_INT(server_last_error_cause(), SERVER_CAUSE_INVALID_OPTIONS);
+    CHECK_RC(server_instance_wait(NULL), SERVER_ERR_NULL_PARAMETER); /* not a start */
+    CHECK_INT(server_last_error_cause(), SERVER_CAUSE_NONE);
 
     /* from its own handler: wait refuses, shutdown starts the drain and returns DRAINING; a
      * handler of another instance may stop this one and wait for it */

@@ -37,7 +37,12 @@ def test_routes(spawn: Any) -> None:
     h.signal(signal.SIGTERM)
     assert h.wait() == 0
     out, err = h.outputs()
-    assert out == "" and err == ""
+    assert out == ""
+    # The library's two lifecycle lines: the drain starts, the drain ends.
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert lines[0].startswith(f"{h.exe.name}: draining (signal 15): deadline 5000 ms;"), lines
+    assert lines[1].startswith(f"{h.exe.name}: stopped gracefully in "), lines
 
 
 def test_default_addr_and_flag_forms(spawn: Any) -> None:
@@ -102,7 +107,8 @@ def test_deadline_forces_exit_1(spawn: Any) -> None:
     out, err = h.outputs()
     assert out == ""
     lines = err.strip().splitlines()
-    assert len(lines) == 1 and "forced" in lines[0], err
+    assert len(lines) == 2 and "draining (signal 15)" in lines[0], err
+    assert "stop forced" in lines[1] and "1 connection(s) still open" in lines[1], err
 
 
 def test_second_signal_forces(spawn: Any) -> None:

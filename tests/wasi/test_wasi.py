@@ -147,7 +147,10 @@ def test_signal_drains_inflight_sleep_then_exits_0(procs: "list[Proc]", sig: str
     assert p.wait(10) == 0
     waited = time.monotonic() - t0
     assert waited > 0.8, f"exited {waited:.2f} s after the signal: did not wait for the request"
-    assert p.err.all() == [], "a graceful stop prints nothing on stderr"
+    err = p.err.all()
+    assert len(err) == 2, f"a graceful stop prints the drain's two lines: {err}"
+    assert err[0].startswith("server-wasi: draining (signal 15)"), err
+    assert err[1].startswith("server-wasi: stopped gracefully in "), err
     assert port_bindable(p.port), "port still held after exit"
 
 
@@ -162,7 +165,8 @@ def test_deadline_forces_the_stop_exit_1(procs: "list[Proc]") -> None:
     s.close()
     assert "resp" not in got, "the cut request was answered"
     err = p.err.all()
-    assert len(err) == 1 and err[0].startswith("server-wasi: stop forced: the drain deadline passed"), err
+    assert len(err) == 2 and err[0].startswith("server-wasi: draining (signal 15)"), err
+    assert err[1].startswith("server-wasi: stop forced: the drain deadline passed"), err
     assert port_bindable(p.port)
 
 
@@ -178,7 +182,8 @@ def test_second_signal_forces_exit_1(procs: "list[Proc]") -> None:
     t.join(5)
     s.close()
     err = p.err.all()
-    assert len(err) == 1 and "second signal" in err[0], err
+    assert len(err) == 2 and err[0].startswith("server-wasi: draining (signal 15)"), err
+    assert "second signal" in err[1], err
 
 
 def test_idle_keepalive_closed_at_drain(procs: "list[Proc]") -> None:

@@ -31,7 +31,7 @@ from ._loader import ENV_VAR, LibraryNotFoundError, LibraryVersionError
 from ._native import LIB as _LIB
 from ._native import LIB_PATH as library_path
 from ._request import Body, HandlerResult, HeaderItems, Headers, Request, Response
-from ._server import Handler, Server, Stats, StopCause, serve, serve_all
+from ._server import EventHandler, EventKind, Handler, Server, Stats, StopCause, serve, serve_all
 
 #: The version of the loaded library (e.g. ``"0.1.0"``).
 library_version: str = (_LIB.server_version() or b"").decode()
@@ -46,6 +46,8 @@ __all__ = [
     "AlreadyRunningError",
     "Body",
     "ENV_VAR",
+    "EventHandler",
+    "EventKind",
     "GraceserveError",
     "Handler",
     "HandlerResult",

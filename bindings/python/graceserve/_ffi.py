@@ -14,9 +14,9 @@ from typing import Any, Callable, Optional
 
 SERVER_ABI_VERSION = 2
 
-SERVER_STATS_VERSION = 1
+SERVER_STATS_VERSION = 2
 
-SERVER_OPTIONS_VERSION = 1
+SERVER_OPTIONS_VERSION = 2
 
 SERVER_SIGNALS_LIBRARY = 0
 
@@ -50,6 +50,15 @@ SERVER_CAUSE_FORCED_SECOND_SIGNAL = 6
 # The start rejected the options (version, out-of-range value, bad UTF-8) before anything
 # started (exit status 1).
 SERVER_CAUSE_INVALID_OPTIONS = 7
+
+# -- enum server_event_kind -------------------------------------------------------------------
+
+# A drain was requested: the pre-drain delay (if any) or the drain begins. The message
+# gives the cause, the delay, the deadline and the connections open.
+SERVER_EVENT_DRAIN_STARTED = 1
+
+# The server stopped: graceful in N ms, or forced with the number of connections cut.
+SERVER_EVENT_STOPPED = 2
 
 # -- enum server_result -----------------------------------------------------------------------
 
@@ -196,6 +205,11 @@ server_handler_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 # `SERVER_ERR_ALREADY_RUNNING`: the options were not read and `userdata` stays yours.
 server_userdata_drop_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
+# Called on lifecycle events with the options' `userdata`, the kind, and a NUL-terminated
+# one-line message valid only during the call (print it, e.g. `fprintf(stderr, "app: %s\n",
+# message)`). Runs on a library thread; must not block, must return normally.
+server_event_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_char_p)
+
 server_options._fields_ = [
     # `SERVER_OPTIONS_VERSION` of the header the caller was built with (or any older version).
     ("version", ctypes.c_uint32),
@@ -230,6 +244,31 @@ server_options._fields_ = [
     ("max_header_bytes", ctypes.c_uint32),
     # Largest request body in bytes (default 8 MiB); larger gets 413.
     ("max_body_bytes", ctypes.c_uint64),
+    # Pre-drain delay, ms (default 0: none). When a drain is requested (signal, shutdown call,
+    # notify) the server first keeps accepting and serving this long: the readiness path
+    # answers 503, every HTTP/1.1 answer carries `Connection: close`, every HTTP/2 connection
+    # gets the first GOAWAY, idle keep-alive connections are left open. Then the drain runs;
+    # its deadline counts from the end of the delay, so a process stops within delay +
+    # deadline. A second signal during the delay forces the stop at once; a shutdown with
+    # timeout 0 ends the delay and stops at once.
+    ("drain_delay_ms", ctypes.c_uint32),
+    # After this many requests on one connection its next answer closes it (HTTP/1.1
+    # `Connection: close`, HTTP/2 GOAWAY). 0 (default): no limit.
+    ("max_requests_per_connection", ctypes.c_uint32),
+    # A connection older than this, ms, is closed after its next answer (HTTP/1.1) or gets
+    # GOAWAY (HTTP/2), so L4 balancers rebalance after a rollout. 0 (default): no limit.
+    ("max_connection_age_ms", ctypes.c_uint32),
+    # Readiness path answered by the library before the handler (e.g. `/readyz`): 200
+    # `ready` while serving, 503 `draining` with `Connection: close` from the moment a drain
+    # is requested. NULL or empty (default): off. Copied during the start.
+    ("readiness_path", ctypes.c_char_p),
+    # Liveness path answered by the library before the handler (e.g. `/livez`): 200 `alive`
+    # until the server stops. NULL or empty (default): off. Copied during the start.
+    ("liveness_path", ctypes.c_char_p),
+    # Called with `userdata` on lifecycle events (drain started, stopped) with a one-line
+    # message to print or log; NULL (default): none. Runs on a library thread, never
+    # concurrently with itself for one server; it must not block.
+    ("on_event", server_event_fn),
 ]
 
 server_stats._fields_ = [
@@ -243,6 +282,15 @@ server_stats._fields_ = [
     ("requests_active", ctypes.c_uint64),
     # Requests received since start.
     ("requests_total", ctypes.c_uint64),
+    # Open connections with no request in flight now (idle keep-alive, or nothing sent yet).
+    ("connections_idle", ctypes.c_uint64),
+    # Connections that ended during the pre-drain delay or the drain without being cut
+    # (closed as idle, or after their last answer said `Connection: close` / GOAWAY).
+    ("connections_drained", ctypes.c_uint64),
+    # Connections cut by force (drain deadline, second signal).
+    ("connections_cut", ctypes.c_uint64),
+    # Requests answered during the pre-drain delay.
+    ("requests_during_delay", ctypes.c_uint64),
 ]
 
 server_header._fields_ = [
@@ -277,6 +325,13 @@ class Lib:
     # Lifetime: valid until the next graceserve call on the same thread; copy it to keep it.
     # Thread-safety: per thread; each thread sees its own last error.
     server_last_error: Callable[[], Optional[bytes]]
+
+    # Returns the stop cause the calling thread's last failed start amounts to
+    # (`SERVER_CAUSE_BIND_FAILED`, `SERVER_CAUSE_INVALID_OPTIONS`,
+    # `SERVER_CAUSE_RUNTIME_FAILED`), or `SERVER_CAUSE_NONE` when its last failure was not a
+    # start. A failed `server_instance_start` leaves no handle to ask; this is how a binding
+    # reports its cause without deciding it again. Any thread.
+    server_last_error_cause: Callable[[], int]
 
     # Returns the code of the last failed graceserve call on the calling thread
     # (`SERVER_OK` when none). Any thread.
@@ -355,6 +410,11 @@ class Lib:
     #
     # Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER` or `SERVER_ERR_VERSION`. Any thread.
     server_instance_get_stats: Callable[[Optional[int], Any], int]
+
+    # Returns 1 from the moment a drain of `srv` was requested (signal, shutdown call,
+    # notify), including during the pre-drain delay, else 0 (also for NULL). For hosts and
+    # handlers that fail their own health checks or end long polls. Any thread.
+    server_instance_drain_requested: Callable[[Optional[int]], int]
 
     # Returns why `srv` stopped (`SERVER_CAUSE_NONE` while it runs, or when `srv` is NULL).
     # Any thread.
@@ -439,6 +499,10 @@ class Lib:
     # Returns why the default server stopped (`SERVER_CAUSE_NONE` while it runs or before any
     # start). Any thread.
     server_last_stop_cause: Callable[[], int]
+
+    # Returns 1 from the moment a drain of the default server was requested (including
+    # during the pre-drain delay), else 0 (also when none runs). Any thread.
+    server_drain_requested: Callable[[], int]
 
     # Returns the bound port of the running (or drained, not yet waited) default server; 0
     # when there is none. Any thread.
@@ -525,6 +589,11 @@ class Lib:
     # NULL). Any thread, until `server_request_free(req)`.
     server_request_cancelled: Callable[[Optional[int]], int]
 
+    # Returns 1 once the server that received `req` has been asked to drain (also during the
+    # pre-drain delay), else 0 (also for NULL): a long poll may end early. Any thread, until
+    # `server_request_free(req)`.
+    server_request_drain_requested: Callable[[Optional[int]], int]
+
     # Releases `req`. If it was never answered the client gets `500 Internal Server Error`.
     # NULL does nothing. Exactly once per request, from any thread; `req` is invalid
     # afterwards.
@@ -573,6 +642,10 @@ class Lib:
         f.argtypes = []
         f.restype = ctypes.c_char_p
         self.server_last_error = f
+        f = dll.server_last_error_cause
+        f.argtypes = []
+        f.restype = ctypes.c_uint32
+        self.server_last_error_cause = f
         f = dll.server_last_error_code
         f.argtypes = []
         f.restype = ctypes.c_int
@@ -609,6 +682,10 @@ class Lib:
         f.argtypes = [ctypes.c_void_p, ctypes.POINTER(server_stats)]
         f.restype = ctypes.c_int
         self.server_instance_get_stats = f
+        f = dll.server_instance_drain_requested
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = ctypes.c_int
+        self.server_instance_drain_requested = f
         f = dll.server_instance_stop_cause
         f.argtypes = [ctypes.c_void_p]
         f.restype = ctypes.c_uint32
@@ -645,6 +722,10 @@ class Lib:
         f.argtypes = []
         f.restype = ctypes.c_uint32
         self.server_last_stop_cause = f
+        f = dll.server_drain_requested
+        f.argtypes = []
+        f.restype = ctypes.c_int
+        self.server_drain_requested = f
         f = dll.server_local_port
         f.argtypes = []
         f.restype = ctypes.c_uint16
@@ -709,6 +790,10 @@ class Lib:
         f.argtypes = [ctypes.c_void_p]
         f.restype = ctypes.c_int
         self.server_request_cancelled = f
+        f = dll.server_request_drain_requested
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = ctypes.c_int
+        self.server_request_drain_requested = f
         f = dll.server_request_free
         f.argtypes = [ctypes.c_void_p]
         f.restype = None
@@ -734,6 +819,7 @@ class Lib:
 FUNCTIONS = (
     "server_result_str",
     "server_last_error",
+    "server_last_error_cause",
     "server_last_error_code",
     "server_instance_start",
     "server_instance_shutdown",
@@ -743,6 +829,7 @@ FUNCTIONS = (
     "server_instance_local_port",
     "server_instance_local_addr",
     "server_instance_get_stats",
+    "server_instance_drain_requested",
     "server_instance_stop_cause",
     "server_instance_free",
     "server_stop_cause_exit_status",
@@ -752,6 +839,7 @@ FUNCTIONS = (
     "server_wait_timeout",
     "server_notify_signal",
     "server_last_stop_cause",
+    "server_drain_requested",
     "server_local_port",
     "server_local_addr",
     "server_get_stats",
@@ -768,6 +856,7 @@ FUNCTIONS = (
     "server_request_header_at",
     "server_request_body",
     "server_request_cancelled",
+    "server_request_drain_requested",
     "server_request_free",
     "server_respond",
     "server_respond_stream",

@@ -389,6 +389,14 @@ class Request:
             return bool(ptr is not None and LIB.server_request_cancelled(ptr))
 
     @property
+    def drain_requested(self) -> bool:
+        """True once the server was asked to drain (also during the pre-drain delay): a long
+        poll can answer early so its client reconnects elsewhere."""
+        with self._lock:
+            ptr = self._ptr
+            return bool(ptr is not None and LIB.server_request_drain_requested(ptr))
+
+    @property
     def answered(self) -> bool:
         """True once the request was answered (or released)."""
         return self._state == _DONE

@@ -25,9 +25,9 @@ from ._errors import (
     error_for,
 )
 from ._native import LIB, last_error
-from ._trampolines import ACTIVE, DISPATCH, Dispatch, Handler, callbacks
+from ._trampolines import ACTIVE, DISPATCH, Dispatch, EventHandler, EventKind, Handler, callbacks
 
-__all__ = ["Handler", "Server", "Stats", "StopCause", "serve", "serve_all"]
+__all__ = ["EventHandler", "EventKind", "Handler", "Server", "Stats", "StopCause", "serve", "serve_all"]
 
 log = logging.getLogger("graceserve")
 
@@ -89,16 +89,6 @@ class StopCause(enum.IntEnum):
         return self is not StopCause.NONE and self.exit_status == 0
 
 
-# A failed start leaves no handle to ask for its cause, and the C ABI has no call that reports
-# the cause of a failed server_instance_start (server_last_stop_cause is the default server's):
-# the start's result code is translated here. Every other cause comes from the library.
-_START_CAUSE: Dict[int, StopCause] = {
-    _ffi.SERVER_ERR_VERSION: StopCause.INVALID_OPTIONS,
-    _ffi.SERVER_ERR_INVALID_ARGUMENT: StopCause.INVALID_OPTIONS,
-    _ffi.SERVER_ERR_RUNTIME: StopCause.RUNTIME_FAILED,
-    _ffi.SERVER_ERR_SIGNALS: StopCause.RUNTIME_FAILED,
-}
-
 
 class Stats(NamedTuple):
     """Live counters of a server."""
@@ -107,6 +97,14 @@ class Stats(NamedTuple):
     connections_total: int
     requests_active: int
     requests_total: int
+    #: Open connections with no request in flight (idle keep-alive, or nothing sent yet).
+    connections_idle: int = 0
+    #: Connections that ended during the pre-drain delay or the drain without being cut.
+    connections_drained: int = 0
+    #: Connections cut by force (drain deadline, second signal).
+    connections_cut: int = 0
+    #: Requests answered during the pre-drain delay.
+    requests_during_delay: int = 0
 
 
 def _ms(name: str, seconds: Optional[float], allow_zero: bool = True) -> int:
@@ -221,6 +219,23 @@ class Server:
     max_body_bytes
         Limits, as in the C ``server_options`` (``None``: the library's default; the library
         checks the values when the server starts).
+    drain_delay
+        Seconds of pre-drain delay (default 0): when a drain is requested the server keeps
+        accepting and serving this long, readiness answers 503, every answer closes its
+        connection, idle keep-alive connections stay open; then the drain runs, its deadline
+        counted from the end of the delay (a stop takes at most delay + deadline). For load
+        balancers and Kubernetes: they stop routing here before the port closes.
+    readiness_path, liveness_path
+        Paths the library answers itself before the handler (e.g. ``"/readyz"``,
+        ``"/livez"``): readiness 200 ``ready`` while serving and 503 ``draining`` once a drain
+        is requested; liveness 200 ``alive`` until the server stops. ``None``: off.
+    max_requests_per_connection, max_connection_age
+        After this many requests, or this many seconds, a connection's next answer closes it
+        (HTTP/2: GOAWAY), so L4 balancers rebalance after a rollout. ``None``: no limit.
+    on_event
+        ``on_event(kind, message)``, called on a library thread when a drain starts and when
+        the server stops, with a line the library formats (e.g. to print it on stderr). It
+        must not block.
     """
 
     def __init__(
@@ -237,13 +252,29 @@ class Server:
         keepalive_idle_timeout: Optional[float] = None,
         max_header_bytes: Optional[int] = None,
         max_body_bytes: Optional[int] = None,
+        drain_delay: Optional[float] = None,
+        readiness_path: Optional[str] = None,
+        liveness_path: Optional[str] = None,
+        max_requests_per_connection: Optional[int] = None,
+        max_connection_age: Optional[float] = None,
+        on_event: Optional[EventHandler] = None,
     ) -> None:
         if addr is not None and not isinstance(addr, str):
             raise TypeError(f"addr must be a 'HOST:PORT' string, not {addr!r}")
         if handler is not None and not callable(handler):
             raise TypeError(f"handler must be callable, not {handler!r}")
+        if on_event is not None and not callable(on_event):
+            raise TypeError(f"on_event must be callable, not {on_event!r}")
+        paths: Dict[str, bytes] = {}
+        for field, path in (("readiness_path", readiness_path), ("liveness_path", liveness_path)):
+            if path is not None:
+                if not isinstance(path, str):
+                    raise TypeError(f"{field} must be a str, not {path!r}")
+                paths[field] = path.encode("utf-8")
         self._addr = addr
         self._handler = handler
+        self._on_event = on_event
+        self._paths = paths
         # Only what the caller chose; every other field keeps server_options_init's value.
         opts: Dict[str, Union[int, bool]] = {
             "handler_threads": _count(
@@ -262,6 +293,12 @@ class Server:
         for name, field, value, hi in (
             ("workers", "worker_threads", workers, 2**32 - 1),
             ("max_connections", "max_connections", max_connections, 2**32 - 1),
+            (
+                "max_requests_per_connection",
+                "max_requests_per_connection",
+                max_requests_per_connection,
+                2**32 - 1,
+            ),
             ("max_header_bytes", "max_header_bytes", max_header_bytes, 2**32 - 1),
             ("max_body_bytes", "max_body_bytes", max_body_bytes, 2**64 - 1),
         ):
@@ -270,9 +307,12 @@ class Server:
         for name, field, seconds in (
             ("header_read_timeout", "header_read_timeout_ms", header_read_timeout),
             ("keepalive_idle_timeout", "keepalive_idle_timeout_ms", keepalive_idle_timeout),
+            ("max_connection_age", "max_connection_age_ms", max_connection_age),
         ):
             if seconds is not None:
                 opts[field] = _ms(name, seconds, allow_zero=False)
+        if drain_delay is not None:
+            opts["drain_delay_ms"] = _ms("drain_delay", drain_delay)
         self._opts = opts
         self._lock = threading.RLock()
         self._state = _NEW
@@ -335,7 +375,26 @@ class Server:
             rc = LIB.server_instance_get_stats(ptr, ctypes.byref(st))
         if rc != _ffi.SERVER_OK:
             raise error_for(rc, last_error())
-        return Stats(st.connections_active, st.connections_total, st.requests_active, st.requests_total)
+        return Stats(
+            st.connections_active,
+            st.connections_total,
+            st.requests_active,
+            st.requests_total,
+            st.connections_idle,
+            st.connections_drained,
+            st.connections_cut,
+            st.requests_during_delay,
+        )
+
+    @property
+    def drain_requested(self) -> bool:
+        """True from the moment a drain of this server was requested (a signal, a shutdown,
+        also during the pre-drain delay): to fail your own health checks or end long polls."""
+        h = self._handle
+        if h is None or self._state != _RUNNING:
+            return self._state == _STOPPED
+        with h as ptr:
+            return bool(LIB.server_instance_drain_requested(ptr))
 
     def __repr__(self) -> str:
         return f"<graceserve.Server {self.addr or '(default address)'} {self._state}>"
@@ -351,6 +410,8 @@ class Server:
         opts.signals = _ffi.SERVER_SIGNALS_HOST
         for name, value in self._opts.items():
             setattr(opts, name, value)
+        for name, path in self._paths.items():
+            setattr(opts, name, path)  # the bytes live in self._paths during the start
         return opts
 
     def start(self) -> "Server":
@@ -368,10 +429,15 @@ class Server:
             opts = self._options()
             dispatch: Optional[Dispatch] = None
             key = 0
-            if self._handler is not None:
-                dispatch = Dispatch(self._handler)
-                opts.handler, key, opts.userdata_drop = callbacks(dispatch)
+            if self._handler is not None or self._on_event is not None:
+                dispatch = Dispatch(self._handler, self._on_event)
+                handler_cb, key, drop_cb, event_cb = callbacks(dispatch)
                 opts.userdata = key
+                opts.userdata_drop = drop_cb
+                if handler_cb is not None:  # a NULL callback stays NULL (ctypes takes no None)
+                    opts.handler = handler_cb
+                if event_cb is not None:
+                    opts.on_event = event_cb
             out = ctypes.c_void_p()
             rc = LIB.server_instance_start(ctypes.byref(out), ctypes.byref(opts))
             if rc != _ffi.SERVER_OK or not out.value:
@@ -380,7 +446,8 @@ class Server:
                     DISPATCH.deallocate(key)  # for the codes where the library did not take it
                 self._state = _STOPPED
                 self._bound = None
-                self._cause = _START_CAUSE.get(rc, StopCause.BIND_FAILED)
+                # A failed start leaves no handle: the library keeps its cause per thread.
+                self._cause = StopCause(LIB.server_last_error_cause())
                 self._status = self._cause.exit_status
                 self._message = msg
                 raise error_for(rc, msg, StartError)

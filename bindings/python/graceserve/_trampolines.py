@@ -9,6 +9,7 @@ state travels as a slab key in ``userdata``. Every server shares the two trampol
 from __future__ import annotations
 
 import ctypes
+import enum
 import logging
 import os
 import platform
@@ -54,14 +55,27 @@ def _pin_thread() -> None:
     _tls.pinned = True
 
 
+class EventKind(enum.IntEnum):
+    """What a lifecycle event reports (the C enum ``server_event_kind``)."""
+
+    DRAIN_STARTED = _ffi.SERVER_EVENT_DRAIN_STARTED
+    STOPPED = _ffi.SERVER_EVENT_STOPPED
+
+
+#: ``on_event(kind, message)``: called on a library thread with a line the library formats.
+EventHandler = Callable[[EventKind, str], None]
+
+
 class Dispatch:
-    """What one started server's handler calls need: the handler. ``status`` is that server's
-    exit status once it has stopped (read at interpreter exit if a call is still running)."""
+    """What one started server's callbacks need: the handler and the event callback.
+    ``status`` is that server's exit status once it has stopped (read at interpreter exit if a
+    call is still running)."""
 
-    __slots__ = ("handler", "status")
+    __slots__ = ("handler", "on_event", "status")
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Optional[Handler], on_event: Optional[EventHandler] = None) -> None:
         self.handler = handler
+        self.on_event = on_event
         self.status: Optional[int] = None
 
     def call(self, ptr: int) -> None:
@@ -70,7 +84,9 @@ class Dispatch:
         ACTIVE.add(tid)
         try:
             try:
-                result: HandlerResult = self.handler(req)
+                handler = self.handler
+                assert handler is not None  # the library calls back only with a handler set
+                result: HandlerResult = handler(req)
             except BaseException:
                 if req._state != 0:
                     log.exception("graceserve: handler raised on %s after answering or deferring it", req)
@@ -136,11 +152,35 @@ def _on_drop(userdata: Optional[int]) -> None:
         pass
 
 
+def _on_event(userdata: Optional[int], kind: int, message: Optional[bytes]) -> None:
+    try:
+        d = DISPATCH.get(userdata)
+        if d is None or d.on_event is None:
+            return
+        try:
+            k = EventKind(kind)
+        except ValueError:
+            return  # a kind added by a newer library
+        d.on_event(k, (message or b"").decode("utf-8", "replace"))
+    except BaseException:  # never unwind into C
+        try:
+            log.exception("graceserve: the on_event callback raised")
+        except BaseException:
+            pass
+
+
 _HANDLER_CB = _ffi.server_handler_fn(_on_request)
 _DROP_CB = _ffi.server_userdata_drop_fn(_on_drop)
+_EVENT_CB = _ffi.server_event_fn(_on_event)
 
 
-def callbacks(d: Dispatch) -> Tuple[Any, int, Any]:
-    """(handler, userdata, userdata_drop) for ``server_options``: ``d`` is in the slab until the
-    library calls the drop (or :meth:`Slab.deallocate` when the start never read the options)."""
-    return _HANDLER_CB, DISPATCH.allocate(d), _DROP_CB
+def callbacks(d: Dispatch) -> Tuple[Any, int, Any, Any]:
+    """(handler, userdata, userdata_drop, on_event) for ``server_options``, NULL (None) for a
+    callback ``d`` has no use for: ``d`` is in the slab until the library calls the drop (or
+    :meth:`Slab.deallocate` when the start never read the options)."""
+    return (
+        _HANDLER_CB if d.handler is not None else None,
+        DISPATCH.allocate(d),
+        _DROP_CB,
+        _EVENT_CB if d.on_event is not None else None,
+    )
