@@ -10,9 +10,7 @@ use super::options::{read_options, server_options, SERVER_TIMEOUT_INFINITE};
 use crate::outcome::{Outcome, StopCause};
 use crate::server::{Server, StartErrorKind};
 
-/// The version of this ABI. Bindings check it at load time; it changes only when an existing
-/// signature or struct layout changes (never for an appended export or field).
-pub const SERVER_ABI_VERSION: u32 = 1;
+pub use super::abi::SERVER_ABI_VERSION;
 
 /// Why the server stopped, as read by `server_last_stop_cause`.
 #[repr(u32)]

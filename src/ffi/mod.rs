@@ -10,6 +10,7 @@
 
 #[macro_use]
 mod panic;
+pub mod abi;
 pub mod error;
 pub mod lifecycle;
 pub mod options;

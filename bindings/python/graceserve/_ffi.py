@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional
 
 # -- constants --------------------------------------------------------------------------------
 
-SERVER_ABI_VERSION = 1
+SERVER_ABI_VERSION = 2
 
 SERVER_OPTIONS_VERSION = 1
 
