@@ -7,9 +7,9 @@ library, no Python extension module. It is shipped as graceserve/_lib/<platform>
 where graceserve/_loader.py looks first, and the wheel is tagged py3-none-<platform>: one wheel
 for every Python 3 on this OS and CPU, since the package loads the library with ctypes.
 
-Needs Rust: cargo and rustc at least the `rust-version` of Cargo.toml (cargo refuses older ones
-with a message naming the version). Cargo builds in <repo>/target/python, apart from the
-target/release of `make lib`, or in $CARGO_TARGET_DIR when set.
+Needs Rust: cargo and rustc at least the `rust-version` of Cargo.toml, which setuptools-rust
+checks first (an older or missing rustc gets a message naming that version). Cargo builds in
+<repo>/target/python, apart from the target/release of `make lib`, or in $CARGO_TARGET_DIR.
 
 GRACESERVE_LIBRARY=/path/to/libgraceserve.so at build time bundles that prebuilt library
 instead of compiling (it must be a library built from the same sources).
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -92,6 +93,7 @@ def rust_extensions() -> List[RustExtension]:
         )
     env: Dict[str, str] = dict(os.environ)
     env.setdefault("CARGO_TARGET_DIR", str(MANIFEST.parent / "target" / "python"))
+    msrv = re.search(r'^rust-version = "([0-9.]+)"$', MANIFEST.read_text(), re.M)
     return [
         RustExtension(
             # The module path only places the file; BuildRust gives it the library's name.
@@ -99,6 +101,7 @@ def rust_extensions() -> List[RustExtension]:
             path=str(MANIFEST),
             binding=Binding.NoBinding,
             args=["--locked"],
+            rust_version=f">={msrv.group(1)}" if msrv else None,
             env=env,
         )
     ]
