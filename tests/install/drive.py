@@ -20,13 +20,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List
+from typing import List, NoReturn
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
 
-def fail(name: str, msg: str, proc: "subprocess.Popen[bytes] | None" = None) -> None:
+def fail(name: str, msg: str, proc: "subprocess.Popen[bytes] | None" = None) -> NoReturn:
     print(f"FAIL: {name}: {msg}", file=sys.stderr)
     if proc is not None:
         if proc.poll() is None:
@@ -50,9 +50,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("name")
     ap.add_argument("--body", required=True)
-    where = ap.add_mutually_exclusive_group(required=True)
-    where.add_argument("--lib-under", type=Path)
-    where.add_argument("--static", action="store_true")
+    lib = ap.add_mutually_exclusive_group(required=True)
+    lib.add_argument("--lib-under", type=Path)
+    lib.add_argument("--static", action="store_true")
     ap.add_argument("--cwd", type=Path, default=Path.cwd())
     if "--" not in sys.argv:
         ap.error("the command to run follows --")
