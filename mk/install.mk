@@ -45,8 +45,11 @@ GS_LIBS_PRIVATE := -lutil -lrt -lpthread -lm -ldl -lc
 
 GS_UNINSTALLED_LIB := $(ROOT)/build/lib
 GS_PC_IN := $(ROOT)/mk/graceserve.pc.in
-# Sources whose change makes the built library stale (`make install` refuses to install it).
-GS_LIB_SOURCES := src build.rs Cargo.toml Cargo.lock cbindgen.toml
+# Sources whose change always makes cargo rebuild the library: one newer than the built library
+# means `make lib` was not run since, and `make install` refuses. (Not Cargo.toml or Cargo.lock:
+# many edits there leave the library as it is, and cargo does not relink it.) Installing does not
+# build: `sudo make install` must not run cargo as root in the user's target/.
+GS_LIB_SOURCES := src build.rs cbindgen.toml
 
 # gs_pc PREFIX,LIBDIR,INCLUDEDIR,EXTRA_LIBS > file
 gs_pc = sed -e 's|@prefix@|$(1)|' -e 's|@libdir@|$(2)|' -e 's|@includedir@|$(3)|' \
