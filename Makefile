@@ -4,6 +4,7 @@
 #   make test    every test in every language
 #   make hosts   build/bin/server-{c,python,go,wasi}
 #   make bench   benchmarks (print ratios against baselines measured in the same run)
+#   make install PREFIX=/usr/local   the C library, header and graceserve.pc (mk/install.mk)
 #
 # Each language adds its own rules in mk/<lang>.mk and appends to HOST_TARGETS, TEST_TARGETS
 # and BENCH_TARGETS.
@@ -19,7 +20,12 @@ PROFILE_DIR := $(ROOT)/target/release
 LIB_SO := $(PROFILE_DIR)/libgraceserve.so
 BIN := $(ROOT)/build/bin
 CWARN := -std=c11 -Wall -Wextra -Wpedantic -Werror
-RPATH := -Wl,-rpath,$(PROFILE_DIR)
+# In-repo builds find the library as outside programs do, through pkg-config: `make lib` writes
+# the uninstalled build/graceserve.pc (mk/install.mk), ahead of any installed one.
+PKG_CONFIG ?= pkg-config
+ifeq ($(filter $(ROOT)/build,$(subst :, ,$(PKG_CONFIG_PATH))),)
+export PKG_CONFIG_PATH := $(ROOT)/build$(if $(PKG_CONFIG_PATH),:$(PKG_CONFIG_PATH))
+endif
 
 HOST_TARGETS := host-c
 TEST_TARGETS := test-header test-rust test-lint test-readme test-c
@@ -40,14 +46,16 @@ $(SETUP_STAMP): $(wildcard .ci/setup.d/*.sh)
 
 setup: $(SETUP_STAMP)
 
+# target/release/libgraceserve.{so,a}, then build/lib + build/graceserve.pc (mk/install.mk).
 lib:
 	$(CARGO) build --release --lib
+	$(gs_stage_uninstalled)
 
 $(BIN):
 	mkdir -p $(BIN)
 
 host-c: lib | $(BIN)
-	$(CC) $(CWARN) -O2 -Iinclude examples/c/server.c -L$(PROFILE_DIR) -lgraceserve $(RPATH) -o $(BIN)/server-c
+	$(CC) $(CWARN) -O2 examples/c/server.c $$($(PKG_CONFIG) --cflags --libs graceserve) -o $(BIN)/server-c
 
 hosts: $(HOST_TARGETS)
 
@@ -66,12 +74,13 @@ test-rust: lib
 test-lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --no-deps --lib
 
 test-readme: lib
-	bash tests/readme/check_c_snippets.sh $(PROFILE_DIR)
+	bash tests/readme/check_c_snippets.sh
 
 test-c: host-c
-	$(MAKE) -C tests/c PROFILE_DIR=$(PROFILE_DIR) BIN=$(BIN)
+	$(MAKE) -C tests/c BIN=$(BIN)
 
 # -k: run every suite even when one fails, so one run reports every failure (still exits 1).
 test: $(SETUP_STAMP)

@@ -1,5 +1,11 @@
-//! Generates include/graceserve.h from src/ffi with cbindgen, rewriting it only when it changed.
-//! The drift check is `make test-header`: build, then `git diff --exit-code` on the header.
+//! Build script:
+//! - links the cdylib with the SONAME `libgraceserve.so.<SERVER_ABI_VERSION>`, the ABI major
+//!   read from src/ffi/abi.rs, the one place it is decided (the header gets it from there too);
+//! - inside the git checkout, regenerates include/graceserve.h from src/ffi with cbindgen,
+//!   rewriting it only when it changed. The drift check is `make test-header`: build, then
+//!   `git diff --exit-code` on the header. Anywhere else (a packaged crate, a copy of the sources
+//!   built by pip) the committed header is the shipped one and nothing outside OUT_DIR is
+//!   written.
 //!
 //! cbindgen cannot expand macros, and every export is declared through `ffi_fn!` (the panic
 //! boundary, see src/ffi/macros.rs). So cbindgen reads a copy of src/ffi in OUT_DIR where each
@@ -14,6 +20,9 @@ mod defaults {
     include!("src/defaults.rs");
 }
 
+// `pub const SERVER_ABI_VERSION: u32 = N;`
+include!("src/ffi/abi.rs");
+
 fn main() {
     println!("cargo:rerun-if-changed=src/ffi");
     println!("cargo:rerun-if-changed=src/defaults.rs");
@@ -24,13 +33,16 @@ fn main() {
         // Never unload the library: handler threads left running after a forced stop, and the
         // signal handler's code, must stay mapped for the life of the process.
         println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
-        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgraceserve.so");
+        println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libgraceserve.so.{SERVER_ABI_VERSION}");
     }
     if target_os == "wasi" {
         return;
     }
 
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    if !in_checkout(&crate_dir) {
+        return;
+    }
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let expanded = out_dir.join("cbindgen-src").join("ffi");
     if let Err(e) = expand_dir(&crate_dir.join("src/ffi"), &expanded) {
@@ -60,6 +72,14 @@ fn main() {
     }
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, fresh).expect("write include/graceserve.h");
+}
+
+/// True in a developer's git checkout of graceserve (a `.git` directory, or file in a worktree,
+/// next to Cargo.toml); false in a packaged crate, a plain copy of the sources, and cargo's own
+/// checkout of a git dependency (marked by the `.cargo-ok` file cargo writes there). Not a rerun
+/// trigger: watching .git would rebuild after every git command.
+fn in_checkout(crate_dir: &Path) -> bool {
+    crate_dir.join(".git").exists() && !crate_dir.join(".cargo-ok").exists()
 }
 
 /// Counters in the newest `server_stats` (after `version`); `-Wextra` builds of the C tests

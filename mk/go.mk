@@ -8,6 +8,8 @@
 #                   including the SIGTERM-while-busy stress
 #   make bench-go   graceserve-from-Go vs net/http with wrk, same run; writes bench/go/RESULTS.md
 
+# cgo links the binding through `#cgo pkg-config: graceserve`; the root Makefile exports
+# PKG_CONFIG_PATH=build/, the uninstalled graceserve.pc that `make lib` writes (mk/install.mk).
 GO ?= go
 GO_DIRS := bindings/go examples/go tests/go bench/go
 GO_STRESS_RUNS ?= 25

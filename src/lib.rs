@@ -48,3 +48,8 @@ pub fn notify_signal(signum: i32) -> bool {
 
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+// README.md's Rust code blocks run as doctests (`cargo test --doc`), so its example stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -4,10 +4,16 @@
 #   pytest      runs tests/python
 #   mypy        `mypy --strict` on the package
 #   pycparser   regenerates _ffi.py from the header for the staleness check
-#   setuptools, wheel   `pip install --no-build-isolation ./bindings/python` in the tests
+#   setuptools>=70.1, setuptools-rust   bindings/python/setup.py (build-system.requires), for the
+#               `pip install --no-build-isolation` in tests/python
+#   venv + ensurepip   the fresh virtualenvs of `make test-install` (python3-venv on Debian)
 command -v python3 >/dev/null || { echo "30-python: python3 is required" >&2; false; }
-if ! python3 -c 'import pytest, mypy, pycparser, setuptools, wheel' 2>/dev/null ||
-   ! python3 -c 'import setuptools, sys; sys.exit(int(setuptools.__version__.split(".")[0]) < 61)'; then
+if ! python3 -c 'import pytest, mypy, pycparser, setuptools_rust, setuptools.command.bdist_wheel' 2>/dev/null; then
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
-    pytest mypy pycparser 'setuptools>=61' wheel
+    pytest mypy pycparser 'setuptools>=70.1' 'setuptools-rust>=1.9'
+fi
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq python3-venv
 fi

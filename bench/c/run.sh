@@ -42,8 +42,11 @@ command -v "$PYTHON" >/dev/null || die "$PYTHON not found"
 
 mkdir -p "$OUT"
 echo "== building bench/out/bench-server" >&2
-"$CC" -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 -I"$ROOT/include" bench/c/bench-server.c \
-  -L"$LIB_DIR" -lgraceserve -Wl,-rpath,"$LIB_DIR" -o "$OUT/bench-server"
+# Linked like every in-repo C build: pkg-config over build/graceserve.pc (written by `make lib`).
+# shellcheck disable=SC2046 # pkg-config prints a list of flags
+"$CC" -std=c11 -Wall -Wextra -Wpedantic -Werror -O2 bench/c/bench-server.c \
+  $(PKG_CONFIG_PATH="$ROOT/build${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" pkg-config --cflags --libs graceserve) \
+  -o "$OUT/bench-server"
 echo "== building bench/baseline-hyper (release)" >&2
 CARGO_TARGET_DIR="$ROOT/bench/baseline-hyper/target" \
   "$CARGO" build --release --quiet --manifest-path bench/baseline-hyper/Cargo.toml

@@ -17,7 +17,9 @@ OUT="$ROOT/build/bench-go"
 RESULTS="$ROOT/bench/go/RESULTS.md"
 die() { echo "bench-go: $*" >&2; exit 1; }
 command -v wrk >/dev/null || die "wrk missing (apt-get install wrk; .ci/setup.d/00-base.sh installs it)"
-[ -f "$ROOT/target/release/libgraceserve.so" ] || die "run 'make lib' first (make bench-go does)"
+[ -f "$ROOT/build/graceserve.pc" ] || die "run 'make lib' first (make bench-go does)"
+# cgo finds the library through pkg-config: the uninstalled build/graceserve.pc of `make lib`.
+export PKG_CONFIG_PATH="$ROOT/build${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 
 mkdir -p "$OUT"
 "$GO" build -o "$OUT/benchserver" ./benchserver

@@ -32,7 +32,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "build" / "bin"
 OUT = ROOT / "bench" / "out"
-LIB_DIR = ROOT / "target" / "release"
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 DURATION = int(os.environ.get("BENCH_DURATION", "5"))
@@ -50,9 +49,14 @@ def build_bench_server() -> Path:
     exe = OUT / "bench-server"
     OUT.mkdir(parents=True, exist_ok=True)
     cc = os.environ.get("CC", "cc")
+    # Linked like every in-repo C build: pkg-config over build/graceserve.pc (`make lib`).
+    env = dict(os.environ)
+    env["PKG_CONFIG_PATH"] = os.pathsep.join(filter(None, [str(ROOT / "build"), env.get("PKG_CONFIG_PATH")]))
+    flags = subprocess.run(
+        ["pkg-config", "--cflags", "--libs", "graceserve"], env=env, check=True, capture_output=True, text=True
+    ).stdout.split()
     subprocess.run(
-        [cc, "-std=c11", "-O2", f"-I{ROOT / 'include'}", str(ROOT / "bench/c/bench-server.c"),
-         f"-L{LIB_DIR}", "-lgraceserve", f"-Wl,-rpath,{LIB_DIR}", "-o", str(exe)],
+        [cc, "-std=c11", "-O2", str(ROOT / "bench/c/bench-server.c"), *flags, "-o", str(exe)],
         check=True,
     )
     return exe

@@ -10,6 +10,9 @@
 // The library serves one server per process at a time. Handlers run on the library's handler
 // threads, possibly many at once.
 //
-// Build: the cgo flags link ../../target/release/libgraceserve.so (built by `make lib`) with an
-// rpath and include ../../include/graceserve.h.
+// Build: cgo finds the C library and graceserve.h through pkg-config (`#cgo pkg-config:
+// graceserve`). Install the library first (`make install PREFIX=...` in the graceserve
+// repository) and, for a prefix pkg-config does not search, set
+// PKG_CONFIG_PATH=PREFIX/lib/pkgconfig; inside the repository, PKG_CONFIG_PATH=<repo>/build
+// (set by the Makefile) selects the uninstalled library of `make lib`.
 package graceserve

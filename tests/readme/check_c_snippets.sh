@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Compiles every ```c block of README.md against the shipped header and library with -Werror,
-# so the C quick start cannot rot. Usage: check_c_snippets.sh PROFILE_DIR
+# so the C quick start cannot rot. The flags come from `pkg-config graceserve`, as the README
+# tells users; PKG_CONFIG_PATH defaults to build/ (the uninstalled .pc that `make lib` writes).
+# Usage: check_c_snippets.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-profile_dir=$1
+export PKG_CONFIG_PATH="${PKG_CONFIG_PATH:-$PWD/build}"
+flags=$(${PKG_CONFIG:-pkg-config} --cflags --libs graceserve)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 - "$tmp" <<'PY'
@@ -15,7 +18,7 @@ for i, b in enumerate(blocks):
 print(f"{len(blocks)} C snippet(s)")
 PY
 for f in "$tmp"/snippet*.c; do
-  cc -std=c11 -Wall -Wextra -Wpedantic -Werror -Iinclude "$f" -L"$profile_dir" -lgraceserve \
-     -Wl,-rpath,"$profile_dir" -o "${f%.c}"
+  # shellcheck disable=SC2086 # $flags is a list of words
+  cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$f" $flags -o "${f%.c}"
   echo "ok: README $(basename "$f") compiles and links"
 done

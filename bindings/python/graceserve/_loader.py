@@ -4,8 +4,9 @@ Search order (the first that applies wins):
 
 1. ``$GRACESERVE_LIBRARY``: the path of the library itself. When set, nothing else is tried, so
    a typo fails loudly instead of silently loading another build.
-2. A copy shipped inside the package: ``graceserve/_lib/<platform>/<libname>`` (what
-   ``pip install ./bindings/python`` bundles when the library has been built).
+2. A copy shipped inside the package: ``graceserve/_lib/<platform>/<libname>``, which
+   ``pip install ./bindings/python`` and ``pip wheel`` compile from the repository's Rust
+   sources and bundle (see setup.py).
 3. The repository's cargo target directory, when the package is used from a checkout:
    ``$CARGO_TARGET_DIR/{release,debug}`` and ``<repo>/target/{release,debug}``.
 """
@@ -14,16 +15,23 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
-import sys
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from . import _ffi
+from ._platform import lib_filename, platform_dir
 
 ENV_VAR = "GRACESERVE_LIBRARY"
 
-__all__ = ["ENV_VAR", "LibraryNotFoundError", "LibraryVersionError", "load", "candidates"]
+__all__ = [
+    "ENV_VAR",
+    "LibraryNotFoundError",
+    "LibraryVersionError",
+    "candidates",
+    "lib_filename",
+    "load",
+    "platform_dir",
+]
 
 
 class LibraryNotFoundError(ImportError):
@@ -34,23 +42,6 @@ class LibraryNotFoundError(ImportError):
 class LibraryVersionError(ImportError):
     """The shared library that was found speaks another ABI version than this binding (or lacks
     functions the binding needs): rebuild one or the other."""
-
-
-def lib_filename() -> str:
-    """The library's file name on this platform."""
-    if sys.platform == "darwin":
-        return "libgraceserve.dylib"
-    if sys.platform == "win32":
-        return "graceserve.dll"
-    return "libgraceserve.so"
-
-
-def platform_dir() -> str:
-    """The per-platform folder name under ``graceserve/_lib`` (e.g. ``linux-x86_64``)."""
-    machine = platform.machine().lower() or "unknown"
-    machine = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
-    system = "macos" if sys.platform == "darwin" else sys.platform.rstrip("0123456789")
-    return f"{system}-{machine}"
 
 
 def _repo_roots() -> List[Path]:
@@ -100,8 +91,9 @@ def load() -> Tuple[_ffi.Lib, Path]:
             continue
         return _check(dll, path), path
     hint = (
-        f"Build it with `cargo build --release` (or `make lib`) in the graceserve repository, "
-        f"or set {ENV_VAR} to the path of {lib_filename()}."
+        f"Install the package with `pip install <graceserve repository>/bindings/python`, which "
+        f"compiles the library into it; or build it with `cargo build --release` (or `make lib`) "
+        f"in the graceserve repository; or set {ENV_VAR} to the path of {lib_filename()}."
     )
     raise LibraryNotFoundError(
         f"graceserve: cannot find the graceserve shared library. Tried:\n{_describe(tried)}\n{hint}",
