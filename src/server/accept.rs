@@ -165,6 +165,9 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
             break req;
         }
         tokio::select! {
+            // Biased: with nothing left open, a deadline that has also passed (a shutdown
+            // with timeout 0) is no forced stop.
+            biased;
             _ = app.tracker.wait_zero() => break req,
             _ = until(req.deadline) => {
                 forced = Some(StopCause::ForcedDeadline);
