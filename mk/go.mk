@@ -3,7 +3,8 @@
 #
 #   make host-go    build/bin/server-go
 #   make test-go    gofmt + go vet; go test -race in bindings/go (goroutine handlers, then
-#                   ThreadHandlers), once more with cgocheck2 (no Go pointer kept by C); then
+#                   ThreadHandlers), once more with cgocheck2 (no Go pointer kept by C) and
+#                   -tags debug (a GC before every call on a server handle); then
 #                   the subprocess lifecycle suite against server-go and server-c (parity)
 #                   including the SIGTERM-while-busy stress
 #   make bench-go   graceserve-from-Go vs net/http with wrk, same run; writes bench/go/RESULTS.md
@@ -25,7 +26,7 @@ test-go: host-go host-c
 	for d in $(GO_DIRS); do (cd $$d && $(GO) vet ./...) || exit 1; done
 	cd bindings/go && timeout 600 $(GO) test -race -count=1 ./...
 	cd bindings/go && GRACESERVE_TEST_THREADS=1 timeout 600 $(GO) test -race -count=1 .
-	cd bindings/go && GOEXPERIMENT=cgocheck2 timeout 600 $(GO) test -count=1 -skip SignalWhileBusy .
+	cd bindings/go && GOEXPERIMENT=cgocheck2 timeout 600 $(GO) test -tags debug -count=1 -skip SignalWhileBusy .
 	cd tests/go && GRACESERVE_HOSTS="$(BIN)/server-go $(BIN)/server-c" \
 	  GRACESERVE_STRESS_RUNS=$(GO_STRESS_RUNS) timeout 600 $(GO) test -count=1 ./...
 

@@ -3,12 +3,17 @@
 // Start, a drain that refuses new connections, closes idle ones and lets in-flight requests
 // finish, a hard deadline, and an outcome that maps to an exit status.
 //
-// Go's runtime owns the signals: the binding runs the library with its signal handling off
-// (SERVER_SIGNALS_HOST) and shutdown is driven from Go, typically with signal.NotifyContext and
-// Server.Serve, or Server.Shutdown with a context deadline.
+// Each Start returns an independent *Server (one library server_instance), like an http.Server
+// value: a process may run several at once, for example a public port and an admin port, and
+// drain or close each on its own.
 //
-// The library serves one server per process at a time. Handlers run on the library's handler
-// threads, possibly many at once.
+// Go's runtime owns the signals: the binding runs every server with the library's signal
+// handling off (SERVER_SIGNALS_HOST). Drive shutdown from Go with signal.NotifyContext and
+// Server.Serve, or Server.Shutdown with a context deadline; or hand SIGINT/SIGTERM to the
+// library's signal policy with Server.ForwardSignals (first signal drains, second forces).
+//
+// Handlers run on goroutines (or on the library's handler threads with
+// Options.ThreadHandlers), possibly many at once.
 //
 // Build: cgo finds the C library and graceserve.h through pkg-config (`#cgo pkg-config:
 // graceserve`). Install the library first (`make install PREFIX=...` in the graceserve

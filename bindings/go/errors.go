@@ -6,6 +6,7 @@ package graceserve
 import "C"
 
 import (
+	"math"
 	"runtime"
 	"syscall"
 )
@@ -45,20 +46,36 @@ func (c Code) String() string { return C.GoString(C.server_result_str(C.int(c)))
 // StopCause says why a server stopped (the C ABI's server_stop_cause).
 type StopCause int
 
-// Stop causes, equal to the C ABI's SERVER_CAUSE_* values.
+// Stop causes: the C ABI's SERVER_CAUSE_* values (TestStopCausesMatchHeader checks that every
+// value of the header has its constant here).
 const (
-	CauseNone               StopCause = C.SERVER_CAUSE_NONE
-	CauseGracefulSignal     StopCause = C.SERVER_CAUSE_GRACEFUL_SIGNAL
-	CauseGracefulCall       StopCause = C.SERVER_CAUSE_GRACEFUL_CALL
-	CauseBindFailed         StopCause = C.SERVER_CAUSE_BIND_FAILED
-	CauseRuntimeFailed      StopCause = C.SERVER_CAUSE_RUNTIME_FAILED
-	CauseForcedDeadline     StopCause = C.SERVER_CAUSE_FORCED_DEADLINE
-	CauseForcedSecondSignal StopCause = C.SERVER_CAUSE_FORCED_SECOND_SIGNAL
+	CauseNone               StopCause = C.SERVER_CAUSE_NONE                 // not stopped (yet)
+	CauseGracefulSignal     StopCause = C.SERVER_CAUSE_GRACEFUL_SIGNAL      // a signal drained it; all finished
+	CauseGracefulCall       StopCause = C.SERVER_CAUSE_GRACEFUL_CALL        // Shutdown/Serve drained it; all finished
+	CauseBindFailed         StopCause = C.SERVER_CAUSE_BIND_FAILED          // the listener could not be bound
+	CauseRuntimeFailed      StopCause = C.SERVER_CAUSE_RUNTIME_FAILED       // the runtime failed
+	CauseForcedDeadline     StopCause = C.SERVER_CAUSE_FORCED_DEADLINE      // the drain deadline cut connections
+	CauseForcedSecondSignal StopCause = C.SERVER_CAUSE_FORCED_SECOND_SIGNAL // a second signal cut connections
+	CauseInvalidOptions     StopCause = C.SERVER_CAUSE_INVALID_OPTIONS      // the options were rejected
 )
 
 // Forced reports whether the cause is a forced stop (deadline or second signal).
 func (c StopCause) Forced() bool {
 	return c == CauseForcedDeadline || c == CauseForcedSecondSignal
+}
+
+// ExitStatus returns the process exit status the library assigns to the cause
+// (server_stop_cause_exit_status): 0 for the graceful causes, 1 for the others; -1 for
+// CauseNone (nothing has stopped) or a value that is not a cause.
+func (c StopCause) ExitStatus() int {
+	if c < 0 || int64(c) > math.MaxUint32 {
+		return -1
+	}
+	st := int(C.server_stop_cause_exit_status(C.uint32_t(c)))
+	if st != 0 && st != 1 {
+		return -1
+	}
+	return st
 }
 
 // Error is a failure reported by the library: the result code, the stop cause when the error
@@ -111,8 +128,8 @@ var (
 	ErrInvalidAddress  = newSentinel(CodeInvalidAddress)   // bind: not HOST:PORT / does not resolve
 	ErrPermission      = newSentinel(CodePermissionDenied) // bind: the OS refused the address
 	ErrBind            = newSentinel(CodeBind)             // bind: another bind/listen failure
-	ErrAlreadyRunning  = newSentinel(CodeAlreadyRunning)   // Start while a server runs
-	ErrNotRunning      = newSentinel(CodeNotRunning)       // no server is running
+	ErrAlreadyRunning  = newSentinel(CodeAlreadyRunning)   // the library's default server runs (never from Start: servers are independent)
+	ErrNotRunning      = newSentinel(CodeNotRunning)       // the server has stopped
 	ErrForced          = newSentinel(CodeForced)           // the drain was cut short
 	ErrFailed          = newSentinel(CodeFailed)           // the server stopped with a failure
 	ErrRuntime         = newSentinel(CodeRuntime)          // the runtime failed

@@ -6,9 +6,9 @@ import (
 	"testing"
 )
 
-// TestReadmeQuickStartIsTested keeps README.md's Go section honest: its quick-start code block must
-// be exactly the body of the tested Example in example_test.go.
-func TestReadmeQuickStartIsTested(t *testing.T) {
+// TestReadmeExamplesAreTested keeps README.md's Go section honest: each of its marked code
+// blocks must contain exactly the body of a tested Example in example_test.go (as func main).
+func TestReadmeExamplesAreTested(t *testing.T) {
 	src, err := os.ReadFile("example_test.go")
 	if err != nil {
 		t.Fatal(err)
@@ -17,22 +17,26 @@ func TestReadmeQuickStartIsTested(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := string(src)
-	b, e := strings.Index(s, "// quick start begin\n"), strings.Index(s, "// quick start end\n")
-	if b < 0 || e < b {
-		t.Fatal("quick start markers missing in example_test.go")
-	}
-	example := s[b+len("// quick start begin\n") : e]
-	example = example[:strings.Index(example, "\t// Output:")] + "}\n"
-	d := string(doc)
-	const fence = "<!-- quick start: bindings/go/example_test.go Example -->\n```go\n"
-	i := strings.Index(d, fence)
-	if i < 0 {
-		t.Fatal("README.md lacks the Go quick start block")
-	}
-	block := d[i+len(fence):]
-	block = block[:strings.Index(block, "```")]
-	if !strings.Contains(block, strings.Replace(example, "func Example() {", "func main() {", 1)) {
-		t.Fatalf("README.md Go quick start differs from Example in example_test.go:\n--- doc\n%s\n--- example\n%s", block, example)
+	for _, c := range []struct{ marker, fn, fence string }{
+		{"quick start", "Example", "<!-- quick start: bindings/go/example_test.go Example -->\n```go\n"},
+		{"two servers", "Example_twoServers", "<!-- two servers: bindings/go/example_test.go Example_twoServers -->\n```go\n"},
+	} {
+		s := string(src)
+		b, e := strings.Index(s, "// "+c.marker+" begin\n"), strings.Index(s, "// "+c.marker+" end\n")
+		if b < 0 || e < b {
+			t.Fatalf("%s markers missing in example_test.go", c.marker)
+		}
+		example := s[b+len("// "+c.marker+" begin\n") : e]
+		example = example[:strings.Index(example, "\t// Output:")] + "}\n"
+		d := string(doc)
+		i := strings.Index(d, c.fence)
+		if i < 0 {
+			t.Fatalf("README.md lacks the Go %s block", c.marker)
+		}
+		block := d[i+len(c.fence):]
+		block = block[:strings.Index(block, "```")]
+		if !strings.Contains(block, strings.Replace(example, "func "+c.fn+"() {", "func main() {", 1)) {
+			t.Fatalf("README.md Go %s differs from %s in example_test.go:\n--- doc\n%s\n--- example\n%s", c.marker, c.fn, block, example)
+		}
 	}
 }

@@ -9,146 +9,53 @@ import "C"
 import (
 	"context"
 	"log"
-	"math"
 	"net/http"
-	"os"
 	"runtime/cgo"
 	"sync"
-	"syscall"
 	"time"
 	"unsafe"
 )
 
-// DefaultAddr is the address served when Options.Addr is empty.
-const DefaultAddr = "127.0.0.1:8080"
-
-// DefaultShutdownTimeout is the drain deadline used by Serve, ListenAndServe and NotifySignal
-// when Options.ShutdownTimeout is zero.
-const DefaultShutdownTimeout = 5 * time.Second
-
-// Options configure Start. The zero value serves the library's built-in "200 OK" handler on
-// DefaultAddr.
-type Options struct {
-	// Addr is HOST:PORT to listen on; "" means DefaultAddr. Port 0 picks a free port (read it
-	// back with Server.Addr).
-	Addr string
-	// Handler serves every request; nil answers each request with 200 "OK" inside the library
-	// (no Go code runs per request).
-	Handler http.Handler
-	// ShutdownTimeout is the drain deadline when Serve's context ends and for drains started by
-	// NotifySignal; 0 means DefaultShutdownTimeout. Shutdown takes its deadline from its ctx.
-	ShutdownTimeout time.Duration
-	// WorkerThreads is the number of async worker threads (0: one per CPU).
-	WorkerThreads int
-	// HandlerThreads is how many handlers may run at once (0: 512).
-	HandlerThreads int
-	// MaxConnections is the number of connections open at once (0: 10000).
-	MaxConnections int
-	// HeaderReadTimeout is the time a client has to send a request head (0: 30s).
-	HeaderReadTimeout time.Duration
-	// IdleTimeout closes idle keep-alive connections after this long (0: 60s).
-	IdleTimeout time.Duration
-	// MaxHeaderBytes is the largest request head (0: 64 KiB; minimum 8 KiB); larger gets 431.
-	MaxHeaderBytes int
-	// MaxBodyBytes is the largest request body (0: 8 MiB); larger gets 413.
-	MaxBodyBytes int64
-	// ThreadHandlers runs each handler on a library handler thread (at most HandlerThreads at
-	// once) instead of its own goroutine. By default, like net/http, the library hands each
-	// request over on its async worker in one short cgo callback and the handler runs on a new
-	// goroutine: no thread hand-off per request (less than half the CPU per request, see
-	// bench/go/RESULTS.md). With ThreadHandlers, Shutdown and Wait called from inside a handler
-	// are detected (Shutdown starts the drain and returns ErrDraining, Wait returns
-	// ErrWrongThread); with goroutines they cannot be, and Shutdown waits, as net/http's does,
-	// until its ctx deadline forces the stop.
-	ThreadHandlers bool
-	// ErrorLog receives handler panics and response errors; nil uses the log package's
-	// standard logger.
-	ErrorLog *log.Logger
-}
-
-// Server is the running server. The library serves one server per process at a time; after
-// it has stopped (Wait returned, or Shutdown/Close returned) a new Start works.
+// Server is one running server. Servers are independent, like http.Server values: any number
+// may run in one process at once (an admin port beside a public one), each with its own
+// threads, limits, drain and outcome. All methods are safe for concurrent use.
 type Server struct {
 	opts    Options
 	addr    string
 	handler http.Handler
+	inst    *instance // the library's handle; released once the server has stopped
 
-	done    chan struct{} // closed when the server is fully stopped
-	waitErr error         // the outcome, set before done is closed
+	done    chan struct{} // closed when the server has stopped and its handle is released
+	waitErr error         // Wait's outcome, set before done is closed
+	shutErr error         // the library's answer to a shutdown of the stopped server
+	cause   StopCause     // why it stopped, set before done is closed
 
 	watchMu sync.Mutex
 	watched map[*reqCtx]struct{}
 	kick    chan struct{}
 }
 
-var (
-	startMu sync.Mutex
-	current *Server
-)
-
-func durationMs(d time.Duration) C.uint32_t {
-	if d <= 0 {
-		return 0
-	}
-	ms := (d + time.Millisecond - 1) / time.Millisecond
-	if ms >= math.MaxUint32 {
-		return C.uint32_t(math.MaxUint32 - 1)
-	}
-	return C.uint32_t(ms)
-}
-
-func clampU32(name string, v int64) (C.uint32_t, error) {
-	if v < 0 || v >= math.MaxUint32 {
-		return 0, &Error{Code: CodeInvalidArgument, Message: "graceserve: option " + name + " is out of range"}
-	}
-	return C.uint32_t(v), nil
-}
-
 // Start validates opts, binds the address at once and serves on background threads. Bind
 // failures are returned here (errors.Is(err, ErrAddrInUse), ...), with the library's message
-// naming the address and the OS error. Signals stay with the Go runtime: use
-// signal.NotifyContext and Serve, or call Shutdown yourself.
+// naming the address and the OS error. Every call starts a new, independent server.
+//
+// Signals stay with the Go runtime: use signal.NotifyContext and Serve, ForwardSignals, or
+// call Shutdown yourself.
 func Start(opts Options) (*Server, error) {
 	if v := C.server_abi_version(); v != C.SERVER_ABI_VERSION {
 		return nil, &Error{Code: CodeVersion, Message: "graceserve: the loaded library has a different ABI version than this binding was built for"}
 	}
-	if opts.ShutdownTimeout == 0 {
-		opts.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if opts.Addr == "" {
-		opts.Addr = DefaultAddr
-	}
 	var o C.server_options
-	if rc := C.server_options_init(&o, C.SERVER_OPTIONS_VERSION); rc != C.SERVER_OK {
-		return nil, &Error{Code: Code(rc), Message: "graceserve: server_options_init failed: " + Code(rc).String()}
-	}
-	o.signals = C.SERVER_SIGNALS_HOST
-	o.inline_handler = C.bool(!opts.ThreadHandlers)
-	o.signal_drain_timeout_ms = durationMs(opts.ShutdownTimeout)
-	var err error
-	set := func(dst *C.uint32_t, name string, v int64) {
-		if err == nil {
-			*dst, err = clampU32(name, v)
-		}
-	}
-	set(&o.worker_threads, "WorkerThreads", int64(opts.WorkerThreads))
-	set(&o.handler_threads, "HandlerThreads", int64(opts.HandlerThreads))
-	set(&o.max_connections, "MaxConnections", int64(opts.MaxConnections))
-	set(&o.header_read_timeout_ms, "HeaderReadTimeout", opts.HeaderReadTimeout.Milliseconds())
-	set(&o.keepalive_idle_timeout_ms, "IdleTimeout", opts.IdleTimeout.Milliseconds())
-	set(&o.max_header_bytes, "MaxHeaderBytes", int64(opts.MaxHeaderBytes))
+	caddr, err := cOptions(&o, &opts)
 	if err != nil {
 		return nil, err
 	}
-	if opts.MaxBodyBytes < 0 {
-		return nil, &Error{Code: CodeInvalidArgument, Message: "graceserve: option MaxBodyBytes is negative"}
+	if caddr != nil {
+		defer C.free(unsafe.Pointer(caddr))
 	}
-	o.max_body_bytes = C.uint64_t(opts.MaxBodyBytes)
-
-	caddr := C.CString(opts.Addr)
-	defer C.free(unsafe.Pointer(caddr))
-	o.addr = caddr
-
+	if opts.ShutdownTimeout == 0 {
+		opts.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	s := &Server{
 		opts:    opts,
 		handler: opts.Handler,
@@ -156,33 +63,30 @@ func Start(opts Options) (*Server, error) {
 		watched: make(map[*reqCtx]struct{}),
 		kick:    make(chan struct{}, 1),
 	}
-
-	startMu.Lock()
-	defer startMu.Unlock()
-	if current != nil && !current.stopped() {
-		return nil, &Error{Code: CodeAlreadyRunning, Message: "graceserve: a server is already running in this process; shut it down first"}
-	}
+	var h cgo.Handle
 	if s.handler != nil {
-		// The library calls gsDrop exactly once (also when the start fails), which deletes it.
-		C.gs_set_handler(&o, C.uintptr_t(cgo.NewHandle(s)))
+		// The library calls gsDrop exactly once when it has read the options, which deletes it.
+		h = cgo.NewHandle(s)
+		C.gs_set_handler(&o, C.uintptr_t(h))
 	}
+	var p *C.server_instance
 	var startErr *Error
 	withThread(func() {
-		if rc := C.server_start(&o); rc != C.SERVER_OK {
+		if rc := C.server_instance_start(&p, &o); rc != C.SERVER_OK {
 			startErr = lastError(rc)
 		}
 	})
 	if startErr != nil {
-		if startErr.Code == CodeAlreadyRunning {
-			startErr.Message = "graceserve: " + startErr.Message
+		if startErr.Code == CodeVersion && h != 0 {
+			h.Delete() // the library did not read the options, so it never calls gsDrop
 		}
 		return nil, startErr
 	}
-	var buf [128]C.char
-	if C.server_local_addr(&buf[0], C.size_t(len(buf)), nil) == C.SERVER_OK {
+	s.inst = newInstance(p)
+	var buf [64]C.char
+	if C.server_instance_local_addr(p, &buf[0], C.size_t(len(buf)), nil) == C.SERVER_OK {
 		s.addr = C.GoString(&buf[0])
 	}
-	current = s
 	go s.waiter()
 	if s.handler != nil {
 		go s.watchLoop()
@@ -199,27 +103,35 @@ func (s *Server) stopped() bool {
 	}
 }
 
-// waiter blocks in server_wait on its own thread (which tears the runtime down) and publishes
-// the outcome.
+// waiter blocks in server_instance_wait on its own thread (which tears the runtime down),
+// keeps what the library says about the stop, releases the handle and publishes the outcome.
 func (s *Server) waiter() {
-	var err error
-	withThread(func() {
-		st := C.server_wait()
-		cause := StopCause(C.server_last_stop_cause())
-		switch st {
-		case 0:
-		case 1:
-			e := lastError(C.SERVER_ERR_FAILED)
-			e.Cause = cause
-			if cause == CauseForcedDeadline {
-				e.wrapped = context.DeadlineExceeded
+	s.inst.do(func(p *C.server_instance) {
+		withThread(func() {
+			st := C.server_instance_wait(p)
+			s.cause = StopCause(C.server_instance_stop_cause(p))
+			switch st {
+			case 0:
+			case 1:
+				e := lastError(C.SERVER_ERR_FAILED)
+				e.Cause = s.cause
+				if s.cause == CauseForcedDeadline {
+					e.wrapped = context.DeadlineExceeded
+				}
+				s.waitErr = e
+			default:
+				s.waitErr = lastError(st)
 			}
-			err = e
-		default:
-			err = lastError(st)
-		}
+			// Shutdown is idempotent in the library: ask it now, while the handle lives, what
+			// a Shutdown of this stopped server returns.
+			if rc := C.server_instance_shutdown(p, 0); rc != C.SERVER_OK {
+				e := lastError(rc)
+				e.Cause = s.cause
+				s.shutErr = e
+			}
+		})
 	})
-	s.waitErr = err
+	s.inst.release()
 	close(s.done)
 }
 
@@ -229,17 +141,34 @@ func (s *Server) Addr() string { return s.addr }
 // Done returns a channel that is closed once the server has fully stopped.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
+// StopCause returns why the server stopped, as the library reports it: CauseNone while it
+// runs. Its ExitStatus is the status for main.
+func (s *Server) StopCause() StopCause {
+	if s.stopped() {
+		return s.cause
+	}
+	c := CauseNone
+	if !s.inst.do(func(p *C.server_instance) { c = StopCause(C.server_instance_stop_cause(p)) }) {
+		<-s.done // released in between: the cause is kept
+		return s.cause
+	}
+	return c
+}
+
 // Wait blocks until the server has fully stopped and returns the outcome: nil after a graceful
 // stop; an *Error with Code CodeFailed otherwise (errors.Is(err, ErrForced) when the drain was
-// cut short, also matching context.DeadlineExceeded when a deadline did it). It must not be
-// called from a handler (ErrWrongThread): the stop waits for that handler.
+// cut short, also matching context.DeadlineExceeded when a deadline did it; Cause says why).
+// With ThreadHandlers it returns ErrWrongThread when called from one of this server's
+// handlers: the stop waits for that handler.
 func (s *Server) Wait() error {
 	if !s.stopped() {
 		var e *Error
-		withThread(func() {
-			if rc := C.server_wait_timeout(0); rc == C.SERVER_ERR_WRONG_THREAD {
-				e = lastError(rc)
-			}
+		s.inst.do(func(p *C.server_instance) {
+			withThread(func() {
+				if rc := C.server_instance_wait_timeout(p, 0); rc == C.SERVER_ERR_WRONG_THREAD {
+					e = lastError(rc)
+				}
+			})
 		})
 		if e != nil {
 			return e
@@ -253,10 +182,11 @@ func (s *Server) Wait() error {
 // refused, idle ones closed, in-flight requests finish. The deadline comes from ctx: when it
 // passes (or ctx is cancelled) the remaining connections are closed and Shutdown returns an
 // error matching ErrForced and ctx.Err() (context.DeadlineExceeded). Without a deadline it waits
-// until ctx is done. Safe to call from many goroutines; each gets the same outcome.
+// until ctx is done. Safe to call from many goroutines; each gets the same outcome. Other
+// servers are not affected.
 //
-// Called from inside a handler it starts the drain and returns an error matching ErrDraining at
-// once (the drain waits for that very handler).
+// Called from inside one of the server's handlers with ThreadHandlers, it starts the drain and
+// returns an error matching ErrDraining at once (the drain waits for that very handler).
 func (s *Server) Shutdown(ctx context.Context) error {
 	timeout := C.uint32_t(C.SERVER_TIMEOUT_INFINITE)
 	if dl, ok := ctx.Deadline(); ok {
@@ -273,9 +203,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 func (s *Server) Close() error { return s.shutdown(context.Background(), 0) }
 
 func (s *Server) shutdown(ctx context.Context, timeout C.uint32_t) error {
-	if s.stopped() {
-		return s.shutdownResult(ctx)
-	}
 	finished := make(chan struct{})
 	defer close(finished)
 	if ctx.Done() != nil {
@@ -283,74 +210,46 @@ func (s *Server) shutdown(ctx context.Context, timeout C.uint32_t) error {
 			select {
 			case <-ctx.Done():
 				// Force the drain now; the earlier of the two deadlines wins in the library.
-				startMu.Lock()
-				if current == s && !s.stopped() {
-					C.server_shutdown(0)
-				}
-				startMu.Unlock()
+				s.inst.do(func(p *C.server_instance) { C.server_instance_shutdown(p, 0) })
 			case <-finished:
 			}
 		}()
 	}
 	var rc C.int
-	var e *Error
-	withThread(func() {
-		rc = C.server_shutdown(timeout)
-		if rc != C.SERVER_OK && rc != C.SERVER_DRAINING {
-			e = lastError(rc)
-			e.Cause = StopCause(C.server_last_stop_cause())
-		}
+	var err error
+	ran := s.inst.do(func(p *C.server_instance) {
+		withThread(func() {
+			rc = C.server_instance_shutdown(p, timeout)
+			if rc != C.SERVER_OK && rc != C.SERVER_DRAINING {
+				e := lastError(rc)
+				e.Cause = StopCause(C.server_instance_stop_cause(p))
+				err = e
+			}
+		})
 	})
-	if rc == C.SERVER_DRAINING {
+	if ran && rc == C.SERVER_DRAINING {
 		return &Error{Code: CodeDraining, Message: "graceserve: Shutdown called from a handler: the drain has started"}
 	}
-	<-s.done // let the waiter finish tearing down, so a new Start works once we return
-	if e == nil {
-		return nil
+	<-s.done // the handle is released and Wait returns at once from now on
+	if !ran {
+		err = s.shutErr
+	}
+	e, ok := err.(*Error)
+	if !ok {
+		return err
 	}
 	if e.Code == CodeForced {
-		e.wrapped = ctx.Err()
-		if e.wrapped == nil && e.Cause == CauseForcedDeadline {
-			e.wrapped = context.DeadlineExceeded
+		if s.handler != nil {
+			s.cancelAll() // the cut requests' contexts are done when Shutdown returns
 		}
-	}
-	if s.opts.Handler != nil {
-		s.cancelAll()
-	}
-	return e
-}
-
-// shutdownResult maps the stored outcome of a stopped server to Shutdown's result.
-func (s *Server) shutdownResult(ctx context.Context) error {
-	if s.waitErr == nil {
-		return nil
-	}
-	if e, ok := s.waitErr.(*Error); ok && e.Cause.Forced() {
 		f := *e
-		f.Code = CodeForced
-		if f.wrapped == nil {
-			f.wrapped = ctx.Err()
+		f.wrapped = ctx.Err()
+		if f.wrapped == nil && f.Cause == CauseForcedDeadline {
+			f.wrapped = context.DeadlineExceeded
 		}
 		return &f
 	}
-	return s.waitErr
-}
-
-// NotifySignal feeds sig to the server the way the library's own signal handler would: the
-// first starts a graceful drain with Options.ShutdownTimeout as deadline, a later one forces the
-// stop. Use it when your program catches signals itself (signal.Notify).
-func (s *Server) NotifySignal(sig os.Signal) error {
-	n, ok := sig.(syscall.Signal)
-	if !ok || n <= 0 {
-		return &Error{Code: CodeInvalidArgument, Message: "graceserve: NotifySignal needs a syscall.Signal"}
-	}
-	if s.stopped() {
-		return &Error{Code: CodeNotRunning, Message: "graceserve: the server has stopped"}
-	}
-	if rc := C.server_notify_signal(C.int(n)); rc != C.SERVER_OK {
-		return &Error{Code: Code(rc), Message: "graceserve: notify signal: " + Code(rc).String()}
-	}
-	return nil
+	return e
 }
 
 // Serve blocks until ctx is done or the server stops on its own. When ctx is done it drains
@@ -390,11 +289,16 @@ type Stats struct {
 	ConnectionsActive, ConnectionsTotal, RequestsActive, RequestsTotal uint64
 }
 
-// Stats returns the live counters, or ErrNotRunning once the server has stopped.
+// Stats returns the server's live counters, or ErrNotRunning once it has stopped.
 func (s *Server) Stats() (Stats, error) {
 	var st C.server_stats
-	if s.stopped() || C.server_get_stats(&st) != C.SERVER_OK {
+	st.version = C.SERVER_STATS_VERSION
+	var rc C.int
+	if s.stopped() || !s.inst.do(func(p *C.server_instance) { rc = C.server_instance_get_stats(p, &st) }) {
 		return Stats{}, &Error{Code: CodeNotRunning, Message: "graceserve: the server is not running"}
+	}
+	if rc != C.SERVER_OK {
+		return Stats{}, &Error{Code: Code(rc), Message: "graceserve: stats: " + Code(rc).String()}
 	}
 	return Stats{uint64(st.connections_active), uint64(st.connections_total),
 		uint64(st.requests_active), uint64(st.requests_total)}, nil

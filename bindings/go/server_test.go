@@ -122,13 +122,16 @@ func TestBindErrors(t *testing.T) {
 	}
 }
 
-func TestAlreadyRunningAndNotRunning(t *testing.T) {
+func TestStoppedServer(t *testing.T) {
 	s := start(t, nil)
-	if _, err := Start(Options{Addr: "127.0.0.1:0"}); !errors.Is(err, ErrAlreadyRunning) {
-		t.Fatalf("second Start: want ErrAlreadyRunning, got %v", err)
+	if c := s.StopCause(); c != CauseNone {
+		t.Fatalf("StopCause while running: %v", c)
 	}
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+	if c := s.StopCause(); c != CauseGracefulCall || c.ExitStatus() != 0 {
+		t.Fatalf("StopCause after Shutdown: %v (exit status %d)", c, c.ExitStatus())
 	}
 	if err := s.NotifySignal(syscall.SIGTERM); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("NotifySignal after stop: want ErrNotRunning, got %v", err)
@@ -136,12 +139,18 @@ func TestAlreadyRunningAndNotRunning(t *testing.T) {
 	if _, err := s.Stats(); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("Stats after stop: want ErrNotRunning, got %v", err)
 	}
-	// Shutdown and Wait stay idempotent after the stop.
+	// Shutdown, Close and Wait stay idempotent after the stop, and the cause stays.
 	if err := s.Shutdown(context.Background()); err != nil {
 		t.Fatalf("second Shutdown: %v", err)
 	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close after Shutdown: %v", err)
+	}
 	if err := s.Wait(); err != nil {
 		t.Fatalf("Wait: %v", err)
+	}
+	if c := s.StopCause(); c != CauseGracefulCall {
+		t.Fatalf("StopCause changed by later calls: %v", c)
 	}
 }
 
@@ -247,6 +256,13 @@ func TestShutdownDeadlineForces(t *testing.T) {
 	var e *Error
 	if !errors.As(werr, &e) || e.Cause != CauseForcedDeadline {
 		t.Fatalf("Wait error cause: %#v", werr)
+	}
+	if c := s.StopCause(); c != CauseForcedDeadline || c.ExitStatus() != 1 {
+		t.Fatalf("StopCause %v, exit status %d", c, c.ExitStatus())
+	}
+	// A later Shutdown gets the library's answer for this stop again.
+	if err := s.Shutdown(context.Background()); !errors.Is(err, ErrForced) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Shutdown after a forced stop: %v", err)
 	}
 	// The handler saw its context cancelled once the stop was forced.
 	deadline := time.Now().Add(10 * time.Second)

@@ -2,6 +2,7 @@ package graceserve
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -90,4 +91,71 @@ func TestSignalWhileBusyInProcess(t *testing.T) {
 			t.Fatalf("run %d: Serve after SIGTERM while busy: %v", run, err)
 		}
 	}
+}
+
+// TestForwardSignals: real SIGTERM/SIGINT sent to this process reach the server that forwards
+// them, through the library's signal policy: the first drains (the in-flight request finishes),
+// a second forces the stop. A server that does not forward them keeps serving.
+func TestForwardSignals(t *testing.T) {
+	bystander := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "still here") }))
+	alive := func() {
+		t.Helper()
+		if st, body, err := getBody(newClient(), "http://"+bystander.Addr()+"/"); err != nil || st != 200 || body != "still here" {
+			t.Fatalf("the server that does not forward signals: %d %q %v", st, body, err)
+		}
+	}
+
+	t.Run("first drains", func(t *testing.T) {
+		started := make(chan struct{}, 1)
+		s := start(t, sleepHandler(started), func(o *Options) { o.ShutdownTimeout = 10 * time.Second })
+		stop := s.ForwardSignals()
+		defer stop()
+		res := fetchAsync(s.Addr(), "/sleep?ms=600")
+		<-started
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		waitRefused(t, s.Addr())
+		alive()
+		if r := <-res; r.err != nil || r.body != "slept 600" || !r.close {
+			t.Fatalf("in-flight request: %+v", r)
+		}
+		if err := s.Wait(); err != nil {
+			t.Fatalf("Wait after one signal: %v", err)
+		}
+		if c := s.StopCause(); c != CauseGracefulSignal || c.ExitStatus() != 0 {
+			t.Fatalf("cause %v, exit status %d", c, c.ExitStatus())
+		}
+	})
+
+	t.Run("second forces", func(t *testing.T) {
+		started := make(chan struct{}, 1)
+		s := start(t, sleepHandler(started), func(o *Options) { o.ShutdownTimeout = 30 * time.Second })
+		stop := s.ForwardSignals(syscall.SIGTERM, syscall.SIGINT)
+		defer stop()
+		res := fetchAsync(s.Addr(), "/sleep?ms=20000")
+		<-started
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		waitRefused(t, s.Addr())
+		select {
+		case <-s.Done():
+			t.Fatal("stopped on the first signal with a request in flight")
+		default:
+		}
+		syscall.Kill(os.Getpid(), syscall.SIGINT)
+		select {
+		case <-s.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("a second signal did not force the stop")
+		}
+		var e *Error
+		if err := s.Wait(); !errors.As(err, &e) || e.Cause != CauseForcedSecondSignal || !errors.Is(err, ErrForced) {
+			t.Fatalf("Wait after a second signal: %#v", err)
+		}
+		if c := s.StopCause(); c != CauseForcedSecondSignal || c.ExitStatus() != 1 {
+			t.Fatalf("cause %v, exit status %d", c, c.ExitStatus())
+		}
+		if r := <-res; r.err == nil {
+			t.Fatalf("the cut request got a response: %+v", r)
+		}
+	})
+	alive()
 }

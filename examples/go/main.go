@@ -7,20 +7,20 @@
 //	POST /echo        -> 200, body = request body
 //	anything else     -> 404
 //
-// Prints "listening on HOST:PORT" once bound. Go's runtime owns the signals: SIGINT/SIGTERM
-// (signal.NotifyContext) start a graceful drain with the --shutdown-timeout-ms deadline; a second
-// signal during the drain forces the stop. The exit status is the outcome the library reports:
-// 0 graceful, 1 bind failure or forced drain; 2 for bad usage.
+// Prints "listening on HOST:PORT" once bound. Go's runtime owns the signals; the server's
+// ForwardSignals hands SIGINT/SIGTERM to the library's signal policy: the first starts a
+// graceful drain with the --shutdown-timeout-ms deadline, a second forces the stop. The exit
+// status is the one the library assigns to the stop cause: 0 graceful, 1 bind failure or
+// forced drain; 2 for bad usage. Without flags the library's defaults apply (address and
+// drain deadline).
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -78,8 +78,10 @@ func usage() {
 	fmt.Fprintln(os.Stderr, "usage: server-go [--addr HOST:PORT] [--shutdown-timeout-ms N]")
 }
 
+// parseArgs returns the address ("" for the library's default), the drain deadline (0 for the
+// library's default; -1 for an explicit 0, "no grace") and, when the program must end here, an
+// exit status (else -1).
 func parseArgs(args []string) (addr string, timeout time.Duration, code int) {
-	addr, timeout = "127.0.0.1:8080", 5000*time.Millisecond
 	for i := 0; i < len(args); i++ {
 		a, val := args[i], ""
 		switch {
@@ -113,6 +115,9 @@ func parseArgs(args []string) (addr string, timeout time.Duration, code int) {
 			return "", 0, 2
 		}
 		timeout = time.Duration(ms) * time.Millisecond
+		if ms == 0 {
+			timeout = -1 // Options: negative means no grace (0 would mean the default)
+		}
 	}
 	return addr, timeout, -1
 }
@@ -122,13 +127,6 @@ func run() int {
 	if code >= 0 {
 		return code
 	}
-	// Every SIGINT/SIGTERM also lands here, so the second one (during the drain) is seen even
-	// though the first one is what ends ctx.
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
 	srv, err := graceserve.Start(graceserve.Options{
 		Addr:            addr,
 		Handler:         http.HandlerFunc(handle),
@@ -136,33 +134,18 @@ func run() int {
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server-go: %v\n", err)
-		return 1
+		return 1 // the start failed: nothing ran (a bind failure's status)
 	}
+	// From here SIGINT/SIGTERM go to the library: the first drains, a second forces.
+	stop := srv.ForwardSignals(os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	fmt.Printf("listening on %s\n", srv.Addr())
 	os.Stdout.Sync()
 
-	select {
-	case <-ctx.Done():
-		<-sigs // the signal that ended ctx
-		go func() {
-			// A second signal during the drain: the library forces the stop at once. Notified
-			// twice so it also forces if it lands before Shutdown below has begun the drain
-			// (the first notification then starts it); once draining, one is enough.
-			if sig, ok := <-sigs; ok {
-				srv.NotifySignal(sig)
-				srv.NotifySignal(sig)
-			}
-		}()
-		dctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		srv.Shutdown(dctx) // the outcome is reported by Wait below
-	case <-srv.Done():
-	}
 	if err := srv.Wait(); err != nil {
 		fmt.Fprintf(os.Stderr, "server-go: %v\n", err)
-		return 1
 	}
-	return 0
+	return srv.StopCause().ExitStatus()
 }
 
 func main() { os.Exit(run()) }

@@ -1,0 +1,6 @@
+//go:build !debug
+
+package graceserve
+
+// debugGC: see debug_on.go.
+const debugGC = false
