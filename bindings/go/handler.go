@@ -28,6 +28,25 @@ func gsHandle(ud C.uintptr_t, req *C.server_request) {
 	s.serveC(req)
 }
 
+// gsEvent is the library's lifecycle event callback (drain started, stopped): it runs on a
+// library thread and hands the line the library formatted to Options.OnEvent. A panic there
+// is recovered and logged: it must not unwind into C.
+//
+//export gsEvent
+func gsEvent(ud C.uintptr_t, kind C.int, message *C.char) {
+	s, ok := cgo.Handle(ud).Value().(*Server)
+	if !ok || s.opts.OnEvent == nil {
+		return
+	}
+	msg := C.GoString(message)
+	defer func() {
+		if r := recover(); r != nil {
+			s.logf("graceserve: OnEvent panicked: %v", r)
+		}
+	}()
+	s.opts.OnEvent(EventKind(kind), msg)
+}
+
 // gsDrop is called exactly once when the library no longer needs the handle.
 //
 //export gsDrop

@@ -9,11 +9,19 @@
 static void gs_handler_tramp(void *ud, server_request *req) { gsHandle((uintptr_t)ud, req); }
 static void gs_drop_tramp(void *ud) { gsDrop((uintptr_t)ud); }
 
-void gs_set_handler(server_options *o, uintptr_t ud) {
-	o->handler = gs_handler_tramp;
+static void gs_event_tramp(void *ud, server_event_kind kind, const char *message) { gsEvent((uintptr_t)ud, (int)kind, (char *)message); }
+
+void gs_set_userdata(server_options *o, uintptr_t ud) {
 	o->userdata = (void *)ud;
 	o->userdata_drop = gs_drop_tramp;
 }
+
+void gs_set_handler(server_options *o, uintptr_t ud) {
+	gs_set_userdata(o, ud);
+	o->handler = gs_handler_tramp;
+}
+
+void gs_set_events(server_options *o) { o->on_event = gs_event_tramp; }
 
 
 

@@ -12,6 +12,8 @@ enum {
 };
 
 void gs_set_handler(server_options *o, uintptr_t ud);
+void gs_set_userdata(server_options *o, uintptr_t ud);
+void gs_set_events(server_options *o);
 size_t gs_read_request(const server_request *r, uintptr_t *out, size_t cap_headers);
 int gs_respond(server_request *req, uint16_t status, const uint8_t *blob, const size_t *lens, size_t nh,
                const uint8_t *body, size_t body_len);

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net/http"
 	"time"
+	"unsafe"
 )
 
 // DefaultShutdownTimeout is the drain deadline used by Serve, ListenAndServe, NotifySignal and
@@ -71,7 +72,39 @@ type Options struct {
 	// ErrorLog receives handler panics and response errors; nil uses the log package's
 	// standard logger.
 	ErrorLog *log.Logger
+
+	// DrainDelay is the pre-drain delay (0: none). When a drain is requested (Shutdown, a
+	// forwarded signal) the server first keeps accepting and serving this long: the
+	// ReadinessPath answers 503, every HTTP/1.1 answer carries "Connection: close", HTTP/2
+	// connections get the first GOAWAY, idle keep-alive connections stay open, so load
+	// balancers stop routing here before the port closes. The drain deadline counts from the
+	// end of the delay: a stop takes at most DrainDelay + the deadline.
+	DrainDelay time.Duration
+	// ReadinessPath ("" off, e.g. "/readyz") is answered by the library before the handler:
+	// 200 "ready" while serving, 503 "draining" once a drain is requested.
+	ReadinessPath string
+	// LivenessPath ("" off, e.g. "/livez") is answered by the library: 200 "alive" until the
+	// server stops.
+	LivenessPath string
+	// MaxRequestsPerConnection and MaxConnectionAge (0: no limit): past either, a
+	// connection's next answer closes it (HTTP/2: GOAWAY), so L4 balancers rebalance after a
+	// rollout.
+	MaxRequestsPerConnection int
+	MaxConnectionAge         time.Duration
+	// OnEvent, if set, receives the library's lifecycle events (a drain started, the server
+	// stopped) with a one-line message, e.g. to print on stderr. It runs on a library thread
+	// and must not block.
+	OnEvent func(kind EventKind, message string)
 }
+
+// EventKind says what a lifecycle event reports (the C enum server_event_kind).
+type EventKind int
+
+// The lifecycle events.
+const (
+	EventDrainStarted EventKind = C.SERVER_EVENT_DRAIN_STARTED
+	EventStopped      EventKind = C.SERVER_EVENT_STOPPED
+)
 
 // durationMs rounds d up to whole milliseconds for the C ABI (negative: 0).
 func durationMs(d time.Duration) C.uint32_t {
@@ -92,10 +125,25 @@ func clampU32(name string, v int64) (C.uint32_t, error) {
 	return C.uint32_t(v), nil
 }
 
+// cStrings are C copies of option strings, freed once the start has copied them.
+type cStrings []*C.char
+
+func (c *cStrings) add(s string) *C.char {
+	p := C.CString(s)
+	*c = append(*c, p)
+	return p
+}
+
+func (c cStrings) free() {
+	for _, p := range c {
+		C.free(unsafe.Pointer(p))
+	}
+}
+
 // cOptions fills o from opts, over the library's defaults (server_options_init): a field the
-// caller left at zero keeps the library's value. The address is the caller's to free with
-// C.free (nil for the library's default).
-func cOptions(o *C.server_options, opts *Options) (*C.char, error) {
+// caller left at zero keeps the library's value. The strings are the caller's to free (after
+// the start) even when an error is returned.
+func cOptions(o *C.server_options, opts *Options) (cStrings, error) {
 	if rc := C.server_options_init(o, C.SERVER_OPTIONS_VERSION); rc != C.SERVER_OK {
 		return nil, &Error{Code: Code(rc), Message: "graceserve: server_options_init failed: " + Code(rc).String()}
 	}
@@ -117,19 +165,27 @@ func cOptions(o *C.server_options, opts *Options) (*C.char, error) {
 	set(&o.header_read_timeout_ms, "HeaderReadTimeout", opts.HeaderReadTimeout.Milliseconds())
 	set(&o.keepalive_idle_timeout_ms, "IdleTimeout", opts.IdleTimeout.Milliseconds())
 	set(&o.max_header_bytes, "MaxHeaderBytes", int64(opts.MaxHeaderBytes))
+	set(&o.drain_delay_ms, "DrainDelay", opts.DrainDelay.Milliseconds())
+	set(&o.max_requests_per_connection, "MaxRequestsPerConnection", int64(opts.MaxRequestsPerConnection))
+	set(&o.max_connection_age_ms, "MaxConnectionAge", opts.MaxConnectionAge.Milliseconds())
 	if err != nil {
 		return nil, err
 	}
+	var strs cStrings
+	if opts.ReadinessPath != "" {
+		o.readiness_path = strs.add(opts.ReadinessPath)
+	}
+	if opts.LivenessPath != "" {
+		o.liveness_path = strs.add(opts.LivenessPath)
+	}
 	if opts.MaxBodyBytes < 0 {
-		return nil, &Error{Code: CodeInvalidArgument, Message: "graceserve: option MaxBodyBytes is negative"}
+		return strs, &Error{Code: CodeInvalidArgument, Message: "graceserve: option MaxBodyBytes is negative"}
 	}
 	if opts.MaxBodyBytes != 0 {
 		o.max_body_bytes = C.uint64_t(opts.MaxBodyBytes)
 	}
-	if opts.Addr == "" {
-		return nil, nil // NULL: the library's default address
+	if opts.Addr != "" { // "" leaves NULL: the library's default address
+		o.addr = strs.add(opts.Addr)
 	}
-	caddr := C.CString(opts.Addr)
-	o.addr = caddr
-	return caddr, nil
+	return strs, nil
 }

@@ -13,7 +13,6 @@ import (
 	"runtime/cgo"
 	"sync"
 	"time"
-	"unsafe"
 )
 
 // Server is one running server. Servers are independent, like http.Server values: any number
@@ -46,12 +45,10 @@ func Start(opts Options) (*Server, error) {
 		return nil, &Error{Code: CodeVersion, Message: "graceserve: the loaded library has a different ABI version than this binding was built for"}
 	}
 	var o C.server_options
-	caddr, err := cOptions(&o, &opts)
+	strs, err := cOptions(&o, &opts)
+	defer strs.free()
 	if err != nil {
 		return nil, err
-	}
-	if caddr != nil {
-		defer C.free(unsafe.Pointer(caddr))
 	}
 	if opts.ShutdownTimeout == 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
@@ -64,16 +61,25 @@ func Start(opts Options) (*Server, error) {
 		kick:    make(chan struct{}, 1),
 	}
 	var h cgo.Handle
-	if s.handler != nil {
+	if s.handler != nil || opts.OnEvent != nil {
 		// The library calls gsDrop exactly once when it has read the options, which deletes it.
 		h = cgo.NewHandle(s)
-		C.gs_set_handler(&o, C.uintptr_t(h))
+		if s.handler != nil {
+			C.gs_set_handler(&o, C.uintptr_t(h))
+		} else {
+			C.gs_set_userdata(&o, C.uintptr_t(h))
+		}
+		if opts.OnEvent != nil {
+			C.gs_set_events(&o)
+		}
 	}
 	var p *C.server_instance
 	var startErr *Error
 	withThread(func() {
 		if rc := C.server_instance_start(&p, &o); rc != C.SERVER_OK {
 			startErr = lastError(rc)
+			// No handle to ask: the library keeps the failed start's cause per thread.
+			startErr.Cause = StopCause(C.server_last_error_cause())
 		}
 	})
 	if startErr != nil {
@@ -287,6 +293,11 @@ func ListenAndServe(ctx context.Context, addr string, handler http.Handler) erro
 // Stats are live counters of the running server.
 type Stats struct {
 	ConnectionsActive, ConnectionsTotal, RequestsActive, RequestsTotal uint64
+	// ConnectionsIdle are open connections with no request in flight now;
+	// ConnectionsDrained ended during the pre-drain delay or the drain without being cut;
+	// ConnectionsCut were closed by force; RequestsDuringDelay were answered during the
+	// pre-drain delay.
+	ConnectionsIdle, ConnectionsDrained, ConnectionsCut, RequestsDuringDelay uint64
 }
 
 // Stats returns the server's live counters, or ErrNotRunning once it has stopped.
@@ -301,7 +312,19 @@ func (s *Server) Stats() (Stats, error) {
 		return Stats{}, &Error{Code: Code(rc), Message: "graceserve: stats: " + Code(rc).String()}
 	}
 	return Stats{uint64(st.connections_active), uint64(st.connections_total),
-		uint64(st.requests_active), uint64(st.requests_total)}, nil
+		uint64(st.requests_active), uint64(st.requests_total),
+		uint64(st.connections_idle), uint64(st.connections_drained),
+		uint64(st.connections_cut), uint64(st.requests_during_delay)}, nil
+}
+
+// DrainRequested reports whether a drain of the server was requested (also during the
+// pre-drain delay): to fail your own health checks or end long polls. True once it stopped.
+func (s *Server) DrainRequested() bool {
+	var v C.int
+	if s.stopped() || !s.inst.do(func(p *C.server_instance) { v = C.server_instance_drain_requested(p) }) {
+		return true
+	}
+	return v != 0
 }
 
 func (s *Server) logf(format string, args ...any) {

@@ -1,21 +1,26 @@
 // server-go: the graceserve Go example host (DESIGN.md §5 host contract).
 //
-//	server-go [--addr HOST:PORT] [--shutdown-timeout-ms N]
+//	server-go [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]
 //
 //	GET  /            -> 200 "OK"
 //	GET  /sleep?ms=N  -> 200 "slept N" after N ms
 //	POST /echo        -> 200, body = request body
+//	GET  /readyz      -> 200 "ready"; 503 "draining" once a drain is requested (the library)
+//	GET  /livez       -> 200 "alive" until the server stops (the library)
 //	anything else     -> 404
 //
 // Prints "listening on HOST:PORT" once bound. Go's runtime owns the signals; the server's
 // ForwardSignals hands SIGINT/SIGTERM to the library's signal policy: the first starts a
-// graceful drain with the --shutdown-timeout-ms deadline, a second forces the stop. The exit
+// graceful drain (after the --drain-delay-ms pre-drain delay) with the --shutdown-timeout-ms
+// deadline, a second forces the stop. The library's lifecycle events (drain started, stopped)
+// go to stderr, one line each. The exit
 // status is the one the library assigns to the stop cause: 0 graceful, 1 bind failure or
 // forced drain; 2 for bad usage. Without flags the library's defaults apply (address and
 // drain deadline).
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -75,35 +80,42 @@ func handle(w http.ResponseWriter, r *http.Request) {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: server-go [--addr HOST:PORT] [--shutdown-timeout-ms N]")
+	fmt.Fprintln(os.Stderr, "usage: server-go [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]")
 }
 
 // parseArgs returns the address ("" for the library's default), the drain deadline (0 for the
 // library's default; -1 for an explicit 0, "no grace") and, when the program must end here, an
 // exit status (else -1).
-func parseArgs(args []string) (addr string, timeout time.Duration, code int) {
+func parseArgs(args []string) (addr string, timeout, delay time.Duration, code int) {
+	flags := []string{"--addr", "--shutdown-timeout-ms", "--drain-delay-ms"}
 	for i := 0; i < len(args); i++ {
 		a, val := args[i], ""
-		switch {
-		case a == "--addr" || a == "--shutdown-timeout-ms":
-			if i+1 >= len(args) {
-				fmt.Fprintf(os.Stderr, "server-go: %s needs a value\n", a)
-				usage()
-				return "", 0, 2
+		known := false
+		for _, f := range flags {
+			if a == f {
+				if i+1 >= len(args) {
+					fmt.Fprintf(os.Stderr, "server-go: %s needs a value\n", a)
+					usage()
+					return "", 0, 0, 2
+				}
+				i++
+				val, known = args[i], true
+				break
 			}
-			i++
-			val = args[i]
-		case strings.HasPrefix(a, "--addr="):
-			a, val = "--addr", a[len("--addr="):]
-		case strings.HasPrefix(a, "--shutdown-timeout-ms="):
-			a, val = "--shutdown-timeout-ms", a[len("--shutdown-timeout-ms="):]
+			if v, ok := strings.CutPrefix(a, f+"="); ok {
+				a, val, known = f, v, true
+				break
+			}
+		}
+		switch {
+		case known:
 		case a == "-h" || a == "--help":
 			usage()
-			return "", 0, 0
+			return "", 0, 0, 0
 		default:
 			fmt.Fprintf(os.Stderr, "server-go: unknown argument %s\n", a)
 			usage()
-			return "", 0, 2
+			return "", 0, 0, 2
 		}
 		if a == "--addr" {
 			addr = val
@@ -111,19 +123,24 @@ func parseArgs(args []string) (addr string, timeout time.Duration, code int) {
 		}
 		ms, err := strconv.ParseUint(val, 10, 32)
 		if err != nil || ms > math.MaxUint32-1 {
-			fmt.Fprintf(os.Stderr, "server-go: invalid --shutdown-timeout-ms %s\n", val)
-			return "", 0, 2
+			fmt.Fprintf(os.Stderr, "server-go: invalid %s %s\n", a, val)
+			return "", 0, 0, 2
 		}
-		timeout = time.Duration(ms) * time.Millisecond
+		d := time.Duration(ms) * time.Millisecond
+		if a == "--drain-delay-ms" {
+			delay = d
+			continue
+		}
+		timeout = d
 		if ms == 0 {
 			timeout = -1 // Options: negative means no grace (0 would mean the default)
 		}
 	}
-	return addr, timeout, -1
+	return addr, timeout, delay, -1
 }
 
 func run() int {
-	addr, timeout, code := parseArgs(os.Args[1:])
+	addr, timeout, delay, code := parseArgs(os.Args[1:])
 	if code >= 0 {
 		return code
 	}
@@ -131,10 +148,20 @@ func run() int {
 		Addr:            addr,
 		Handler:         http.HandlerFunc(handle),
 		ShutdownTimeout: timeout,
+		DrainDelay:      delay,
+		ReadinessPath:   "/readyz",
+		LivenessPath:    "/livez",
+		OnEvent: func(_ graceserve.EventKind, message string) {
+			fmt.Fprintf(os.Stderr, "server-go: %s\n", message)
+		},
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server-go: %v\n", err)
-		return 1 // the start failed: nothing ran (a bind failure's status)
+		var e *graceserve.Error
+		if errors.As(err, &e) && e.Cause != graceserve.CauseNone {
+			return e.Cause.ExitStatus() // the library's status for a failed start (1)
+		}
+		return 1
 	}
 	// From here SIGINT/SIGTERM go to the library: the first drains, a second forces.
 	stop := srv.ForwardSignals(os.Interrupt, syscall.SIGTERM)
@@ -142,9 +169,7 @@ func run() int {
 	fmt.Printf("listening on %s\n", srv.Addr())
 	os.Stdout.Sync()
 
-	if err := srv.Wait(); err != nil {
-		fmt.Fprintf(os.Stderr, "server-go: %v\n", err)
-	}
+	srv.Wait() // the outcome was printed by OnEvent (EventStopped)
 	return srv.StopCause().ExitStatus()
 }
 
