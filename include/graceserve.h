@@ -337,7 +337,11 @@ typedef struct server_request server_request;
 typedef struct server_stream server_stream;
 
 /**
- * Called once per request, on a handler thread, possibly on many threads at once.
+ * Called once per request, possibly on many threads at once. By default it runs on the thread
+ * of the worker that serves the connection, between turns of that worker's event loop; a call
+ * that blocks (sleeps, waits on a lock or a database) is not a problem: within one to two
+ * milliseconds another thread takes over the worker's other connections, and up to
+ * `handler_threads` calls may block at once.
  *
  * `req` is owned by the host from this moment: answer it with `server_respond` (or
  * `server_respond_stream`) now or later from any thread, and release it with
@@ -345,8 +349,8 @@ typedef struct server_stream server_stream;
  *
  * The callback must return normally: leaving it by `longjmp`, a C++ exception or
  * `pthread_exit` (as CPython does to threads that call into Python during interpreter
- * finalisation) aborts the process. With `inline_handler` it runs on an async worker and must
- * not block.
+ * finalisation) aborts the process. With `inline_handler` it runs inside the event loop's turn
+ * and must not block: nothing takes that worker over.
  */
 typedef void (*server_handler_fn)(void *userdata, struct server_request *req);
 
@@ -411,16 +415,18 @@ typedef struct server_options {
    */
   uint32_t signal_drain_timeout_ms;
   /**
-   * Async worker threads (default: one per CPU).
+   * Worker threads, each with its own event loop and share of the connections (default: one
+   * per CPU).
    */
   uint32_t worker_threads;
   /**
-   * Threads that may run handlers at once (default 512).
+   * Handler calls that may be in progress (or blocked) at once (default 512); more wait.
    */
   uint32_t handler_threads;
   /**
-   * Call `handler` directly on the async worker thread: lowest latency, but a handler that
-   * blocks stalls other connections. Only for handlers that answer at once.
+   * Call `handler` inside the event loop's turn: saves a little CPU per request, but a
+   * handler that blocks stalls its worker's other connections (no hand-over). Only for
+   * handlers that answer at once.
    */
   bool inline_handler;
   /**

@@ -65,13 +65,17 @@ pub struct Config {
     pub signals: SignalPolicy,
     /// Drain deadline for drains started by a signal.
     pub signal_drain_timeout: Duration,
-    /// Async worker threads (0 = one per CPU).
+    /// Worker threads, each with its own event loop and its share of the connections (0 = one
+    /// per CPU).
     pub worker_threads: usize,
-    /// Threads that may run host handlers at once.
+    /// Host handler calls that may be in progress at once; more wait for one to return. Handler
+    /// calls run on the worker's thread between turns of its event loop, and a call that blocks
+    /// has its worker's other connections handed to another thread within one to two
+    /// milliseconds, so this is also how many calls may block at once.
     pub handler_threads: usize,
-    /// Run the host handler directly on the async worker instead of a handler thread. Faster,
-    /// but a handler that blocks stalls every connection on that worker: only for handlers that
-    /// answer at once.
+    /// Run the host handler inside the event loop's turn. Saves the hand-back of the answer (a
+    /// little CPU per request), but a handler that blocks stalls every connection on that
+    /// worker, with no hand-over: only for handlers that answer at once.
     pub inline_handler: bool,
     /// Connections open at once; further clients wait in the listen backlog.
     pub max_connections: usize,

@@ -139,7 +139,11 @@ impl Reply {
 
     /// Answers with a complete response.
     pub fn send(self, response: Response) -> Result<(), ReplyError> {
-        self.tx.send(response).map_err(|_| ReplyError::Closed)
+        if crate::server::send_answer(self.tx, response) {
+            Ok(())
+        } else {
+            Err(ReplyError::Closed)
+        }
     }
 
     /// Answers with `status`, `headers` and a complete `body`.
@@ -161,7 +165,9 @@ impl Reply {
     ) -> Result<BodyWriter, ReplyError> {
         let (tx, rx) = mpsc::channel(16);
         let resp = build_response(status, headers, ResponseBody::Stream(rx))?;
-        self.send(resp)?;
+        // Sent at once (never deferred like `send`): the writer may block on the client before
+        // the handler returns.
+        self.tx.send(resp).map_err(|_| ReplyError::Closed)?;
         Ok(BodyWriter { tx })
     }
 }
@@ -222,7 +228,16 @@ pub fn build_response<'a>(
 /// are dropped, and `Connection` keeps only its meaning the library honours: a `close` token
 /// asks for the connection to close after this response (HTTP/1.1; HTTP/2 has no such header).
 pub(crate) fn sanitize_framing(headers: &mut HeaderMap) {
-    if headers.is_empty() {
+    // Most answers carry none of these: look before changing anything (each removal hashes).
+    let framing = headers.keys().any(|k| {
+        k == http::header::CONTENT_LENGTH
+            || k == http::header::TRANSFER_ENCODING
+            || k == http::header::CONNECTION
+            || k == http::header::UPGRADE
+            || k.as_str() == "keep-alive"
+            || k.as_str() == "proxy-connection"
+    });
+    if !framing {
         return;
     }
     headers.remove(http::header::CONTENT_LENGTH);
@@ -253,8 +268,10 @@ pub(crate) fn text_response(status: StatusCode, body: &'static str) -> Response 
     resp
 }
 
-/// Answers requests. Called on a handler thread (or the async worker when the config asks for
-/// inline handlers), possibly on many threads at once.
+/// Answers requests. Called on a worker thread between turns of its event loop (inside the turn
+/// when the config asks for inline handlers), possibly on many threads at once. A call that
+/// blocks has its worker's other connections handed to another thread (see
+/// [`crate::Config::handler_threads`]).
 pub trait Handler: Send + Sync + 'static {
     /// Handle one request; answer through `reply` now or later, from any thread.
     fn handle(&self, request: Request, reply: Reply);

@@ -23,7 +23,6 @@ pub mod handler;
 pub mod logging;
 pub mod outcome;
 pub(crate) mod panic;
-mod pool;
 pub mod server;
 mod signals;
 mod sys;

@@ -7,7 +7,11 @@ use super::request::server_request;
 use crate::events::{Event, EventHook, EventKind};
 use crate::handler::{Reply, Request};
 
-/// Called once per request, on a handler thread, possibly on many threads at once.
+/// Called once per request, possibly on many threads at once. By default it runs on the thread
+/// of the worker that serves the connection, between turns of that worker's event loop; a call
+/// that blocks (sleeps, waits on a lock or a database) is not a problem: within one to two
+/// milliseconds another thread takes over the worker's other connections, and up to
+/// `handler_threads` calls may block at once.
 ///
 /// `req` is owned by the host from this moment: answer it with `server_respond` (or
 /// `server_respond_stream`) now or later from any thread, and release it with
@@ -15,8 +19,8 @@ use crate::handler::{Reply, Request};
 ///
 /// The callback must return normally: leaving it by `longjmp`, a C++ exception or
 /// `pthread_exit` (as CPython does to threads that call into Python during interpreter
-/// finalisation) aborts the process. With `inline_handler` it runs on an async worker and must
-/// not block.
+/// finalisation) aborts the process. With `inline_handler` it runs inside the event loop's turn
+/// and must not block: nothing takes that worker over.
 pub type server_handler_fn =
     Option<unsafe extern "C" fn(userdata: *mut c_void, req: *mut server_request)>;
 

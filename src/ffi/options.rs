@@ -51,12 +51,14 @@ pub struct server_options {
     /// Drain deadline for drains started by a signal, ms, taken literally: 0 closes in-flight
     /// connections at once. `server_options_init` sets 5000, as does a NULL `opts`.
     pub signal_drain_timeout_ms: u32,
-    /// Async worker threads (default: one per CPU).
+    /// Worker threads, each with its own event loop and share of the connections (default: one
+    /// per CPU).
     pub worker_threads: u32,
-    /// Threads that may run handlers at once (default 512).
+    /// Handler calls that may be in progress (or blocked) at once (default 512); more wait.
     pub handler_threads: u32,
-    /// Call `handler` directly on the async worker thread: lowest latency, but a handler that
-    /// blocks stalls other connections. Only for handlers that answer at once.
+    /// Call `handler` inside the event loop's turn: saves a little CPU per request, but a
+    /// handler that blocks stalls its worker's other connections (no hand-over). Only for
+    /// handlers that answer at once.
     pub inline_handler: bool,
     /// Connections open at once (default 10000); more clients wait in the backlog.
     pub max_connections: u32,

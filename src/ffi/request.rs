@@ -1,5 +1,6 @@
 //! `server_request`: one request handed to a C handler, and the calls that read it.
 
+use std::borrow::Cow;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::sync::Mutex;
 
@@ -19,25 +20,55 @@ use crate::handler::{Reply, Request};
 pub struct server_request {
     pub(super) req: Request,
     pub(super) reply: Mutex<Option<Reply>>,
-    method: CString,
-    path: CString,
-    query: CString,
+    method: Cow<'static, CStr>,
+    path: Cow<'static, CStr>,
+    query: Cow<'static, CStr>,
     /// Formatted on first use: most handlers never ask.
     remote: std::sync::OnceLock<CString>,
 }
 
-fn cstring_lossy(s: &str) -> CString {
-    // One copy in the common case; a NUL (possible only in odd paths) is shown as %00.
-    CString::new(s).unwrap_or_else(|_| CString::new(s.replace('\0', "%00")).unwrap_or_default())
+/// The method as a C string: a constant for the standard methods.
+fn method_cstr(m: &http::Method) -> Cow<'static, CStr> {
+    use http::Method as M;
+    let known: &'static CStr = match *m {
+        M::GET => c"GET",
+        M::POST => c"POST",
+        M::PUT => c"PUT",
+        M::DELETE => c"DELETE",
+        M::HEAD => c"HEAD",
+        M::OPTIONS => c"OPTIONS",
+        M::PATCH => c"PATCH",
+        M::CONNECT => c"CONNECT",
+        M::TRACE => c"TRACE",
+        _ => return Cow::Owned(cstring_lossy(m.as_str().to_owned())),
+    };
+    Cow::Borrowed(known)
+}
+
+/// Takes the string over as a C string: the core leaves room for the NUL, so this is the
+/// request's own buffer, not a copy. Empty strings are a constant.
+fn take_cstr(s: &mut String) -> Cow<'static, CStr> {
+    if s.is_empty() {
+        return Cow::Borrowed(c"");
+    }
+    Cow::Owned(cstring_lossy(std::mem::take(s)))
+}
+
+fn cstring_lossy(s: String) -> CString {
+    // A NUL (impossible in a parsed method or URI, but the type allows it) is shown as %00.
+    CString::new(s).unwrap_or_else(|e| {
+        let fixed = String::from_utf8_lossy(&e.into_vec()).replace('\0', "%00");
+        CString::new(fixed).unwrap_or_default()
+    })
 }
 
 impl server_request {
     /// Boxes a request for the host; `server_request_free` takes it back.
-    pub(super) fn into_raw(req: Request, reply: Reply) -> *mut server_request {
+    pub(super) fn into_raw(mut req: Request, reply: Reply) -> *mut server_request {
         Box::into_raw(Box::new(server_request {
-            method: cstring_lossy(req.method.as_str()),
-            path: cstring_lossy(&req.path),
-            query: cstring_lossy(&req.query),
+            method: method_cstr(&req.method),
+            path: take_cstr(&mut req.path),
+            query: take_cstr(&mut req.query),
             remote: std::sync::OnceLock::new(),
             req,
             reply: Mutex::new(Some(reply)),
@@ -49,7 +80,7 @@ impl std::fmt::Debug for server_request {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("server_request")
             .field("method", &self.req.method)
-            .field("path", &self.req.path)
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
@@ -92,7 +123,7 @@ ffi_fn! {
                 .get_or_init(|| {
                     r.req
                         .remote_addr
-                        .map(|a| cstring_lossy(&a.to_string()))
+                        .map(|a| cstring_lossy(a.to_string()))
                         .unwrap_or_default()
                 })
                 .as_ptr()

@@ -29,8 +29,6 @@ pub struct server_header {
     pub value_len: usize,
 }
 
-type HeaderPairs<'a> = Vec<(&'a [u8], &'a [u8])>;
-
 /// Largest header name or value accepted in a response.
 const MAX_HEADER_FIELD: usize = 1 << 20;
 
@@ -46,12 +44,14 @@ fn check_len(len: usize, what: impl FnOnce() -> String, max: usize) -> Result<()
     Ok(())
 }
 
-unsafe fn collect_headers<'a>(
+/// The caller's headers, each checked for absurd lengths and NULL pointers (not yet for valid
+/// HTTP: `build_response` does that).
+unsafe fn header_slice<'a>(
     headers: *const server_header,
     n: usize,
-) -> Result<HeaderPairs<'a>, c_int> {
+) -> Result<&'a [server_header], c_int> {
     if n == 0 {
-        return Ok(Vec::new());
+        return Ok(&[]);
     }
     if headers.is_null() {
         return Err(fail(
@@ -67,7 +67,6 @@ unsafe fn collect_headers<'a>(
     }
     // SAFETY: the caller promises `n` readable entries.
     let hs = unsafe { std::slice::from_raw_parts(headers, n) };
-    let mut v = Vec::with_capacity(n);
     for (i, h) in hs.iter().enumerate() {
         check_len(
             h.name_len,
@@ -85,7 +84,15 @@ unsafe fn collect_headers<'a>(
                 format!("headers[{i}] has a NULL name or value"),
             ));
         }
-        // SAFETY: non-NULL and the caller promises the lengths.
+    }
+    Ok(hs)
+}
+
+/// The (name, value) byte pairs of headers checked by `header_slice`.
+fn header_pairs(hs: &[server_header]) -> impl Iterator<Item = (&[u8], &[u8])> + Clone {
+    hs.iter().map(|h| {
+        // SAFETY: `header_slice` checked the pointers are non-NULL (a value may be NULL only
+        // when empty) and the caller promises the lengths.
         let name = unsafe { std::slice::from_raw_parts(h.name, h.name_len) };
         let value = if h.value_len == 0 {
             &[][..]
@@ -93,9 +100,8 @@ unsafe fn collect_headers<'a>(
             // SAFETY: as above.
             unsafe { std::slice::from_raw_parts(h.value, h.value_len) }
         };
-        v.push((name, value));
-    }
-    Ok(v)
+        (name, value)
+    })
 }
 
 fn take_reply(req: &server_request) -> Result<Reply, c_int> {
@@ -151,7 +157,7 @@ ffi_fn! {
         }
         // SAFETY: checked non-NULL; the caller owns a live request.
         let r = unsafe { &*req };
-        let hs = match unsafe { collect_headers(headers, n_headers) } {
+        let hs = match unsafe { header_slice(headers, n_headers) } {
             Ok(h) => h,
             Err(code) => return code,
         };
@@ -163,7 +169,7 @@ ffi_fn! {
         };
         let resp = match crate::handler::build_response(
             status,
-            hs,
+            header_pairs(hs),
             crate::handler::ResponseBody::full(body),
         ) {
             Ok(r) => r,
@@ -201,14 +207,14 @@ ffi_fn! {
         check_null!(out, "out");
         // SAFETY: checked non-NULL.
         let r = unsafe { &*req };
-        let hs = match unsafe { collect_headers(headers, n_headers) } {
+        let hs = match unsafe { header_slice(headers, n_headers) } {
             Ok(h) => h,
             Err(code) => return code,
         };
         // Validate before consuming the reply, so a bad header leaves the request answerable.
         if crate::handler::build_response(
             status,
-            hs.iter().copied(),
+            header_pairs(hs),
             crate::handler::ResponseBody::full(Bytes::new()),
         )
         .is_err()
@@ -219,7 +225,7 @@ ffi_fn! {
             Ok(rep) => rep,
             Err(code) => return code,
         };
-        match reply.stream(status, hs) {
+        match reply.stream(status, header_pairs(hs)) {
             Ok(writer) => {
                 // SAFETY: out is non-NULL.
                 unsafe { *out = Box::into_raw(Box::new(server_stream { writer })) };

@@ -107,12 +107,12 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
             if c.force || Instant::now() >= req.delay_end {
                 break;
             }
-            if *app.state.borrow() == ConnState::Serving {
+            if app.state.get() == ConnState::Serving {
                 tracing::info!(
                     delay_ms = ms(req.delay_end - Instant::now()),
                     "pre-drain delay: still accepting, every answer closes its connection"
                 );
-                app.state.send_replace(ConnState::PreDrain);
+                app.state.set(ConnState::PreDrain);
             }
         }
         let delay_end = c.drain.map(|r| r.delay_end);
@@ -131,12 +131,13 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
         match accepted {
             Ok((stream, peer)) => {
                 let guard = app.tracker.enter();
-                let app = app.clone();
-                tokio::spawn(async move {
-                    conn::serve_connection(app, stream, peer).await;
-                    drop(permit);
-                    drop(guard);
-                });
+                let conn_app = app.clone();
+                app.placement
+                    .spawn(stream, move |stream, queue| async move {
+                        conn::serve_connection(conn_app, stream, peer, queue).await;
+                        drop(permit);
+                        drop(guard);
+                    });
             }
             Err(e) if sys::accept_error_is_transient(&e) => {
                 tracing::warn!("accept: {e}");
@@ -153,7 +154,7 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
     // Stop accepting: the port is released now and new connections are refused.
     drop(listener);
     let started = Instant::now();
-    app.state.send_replace(ConnState::Draining);
+    app.state.set(ConnState::Draining);
     tracing::info!(open = app.tracker.open.load(Ordering::SeqCst), "draining");
 
     let mut forced = None;
@@ -214,6 +215,6 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
 }
 
 async fn force_close(app: &App) {
-    app.state.send_replace(ConnState::Forced);
+    app.state.set(ConnState::Forced);
     let _ = tokio::time::timeout(Duration::from_secs(1), app.tracker.wait_zero()).await;
 }

@@ -1,10 +1,18 @@
 //! One connection: hyper serves it; this task watches the drain, the idle timeout and the
 //! deferral of requests already sent when the drain began.
+//!
+//! The task is woken for every read and write of its connection, so what it does on a wake
+//! beyond polling hyper is kept to a few atomic loads: the drain state, a GOAWAY request and the
+//! timers are registered once and only looked at, not polled again (see [`ConnStates`],
+//! [`Deadline`]).
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
@@ -13,13 +21,48 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::sync::Notify;
 
-use super::{dispatch, App, ConnState, Counters};
-use crate::handler::Response;
+use super::dispatch::{self, Started};
+use super::workers::Queue;
+use super::{App, ConnState};
+use crate::handler::{sanitize_framing, Response};
 use crate::sys;
 
 /// How long a connection whose socket holds unread bytes when the drain starts may take to
 /// turn them into a request before it is closed (see `Drain::Deferred`).
 const FIRST_BYTES_GRACE: Duration = Duration::from_millis(500);
+
+/// What every connection task is told ([`ConnState`]), and how they hear of a change: each task
+/// keeps one registration on `changed` and, on its ordinary wakes, only compares `state` with
+/// what it saw last.
+#[derive(Debug)]
+pub(super) struct ConnStates {
+    state: AtomicU8,
+    changed: Notify,
+}
+
+impl ConnStates {
+    pub(super) fn new() -> Self {
+        ConnStates {
+            state: AtomicU8::new(ConnState::Serving as u8),
+            changed: Notify::new(),
+        }
+    }
+
+    pub(super) fn get(&self) -> ConnState {
+        match self.state.load(Ordering::SeqCst) {
+            0 => ConnState::Serving,
+            1 => ConnState::PreDrain,
+            2 => ConnState::Draining,
+            _ => ConnState::Forced,
+        }
+    }
+
+    /// Tells every connection.
+    pub(super) fn set(&self, s: ConnState) {
+        self.state.store(s as u8, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+}
 
 /// Where one connection stands in the drain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,37 +82,22 @@ enum Drain {
 }
 
 /// What the connection task and its requests share.
-struct ConnShared {
+pub(super) struct ConnShared {
+    pub(super) app: Arc<App>,
     /// Requests started on this connection.
     requests: AtomicU64,
     /// Requests in flight now (HTTP/2 may have many).
     in_flight: AtomicUsize,
     /// Seen an HTTP/2 request: closing means GOAWAY, not `Connection: close`.
     is_h2: AtomicBool,
-    /// Set by a request that wants the (HTTP/2) connection to get GOAWAY.
+    /// Set by a request that wants the (HTTP/2) connection to get GOAWAY; `goaway` wakes the
+    /// connection task.
+    goaway_wanted: AtomicBool,
     goaway: Notify,
     accepted: Instant,
-}
-
-/// Counts a request in flight on its connection (and the connection as busy) until dropped,
-/// also when the client goes away and hyper drops the request.
-struct InFlight<'a>(&'a ConnShared, &'a Counters);
-
-impl<'a> InFlight<'a> {
-    fn enter(cs: &'a ConnShared, counters: &'a Counters) -> Self {
-        if cs.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
-            counters.connections_busy.fetch_add(1, Ordering::Relaxed);
-        }
-        InFlight(cs, counters)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            self.1.connections_busy.fetch_sub(1, Ordering::Relaxed);
-        }
-    }
+    /// The job queue of the worker this connection runs on.
+    pub(super) queue: Arc<Queue>,
+    pub(super) peer: SocketAddr,
 }
 
 /// True when this answer should be the connection's last: a drain was requested (pre-drain
@@ -82,76 +110,143 @@ fn closes_after(app: &App, cs: &ConnShared, n: u64) -> bool {
             .is_some_and(|age| cs.accepted.elapsed() >= age)
 }
 
-/// Serves one request and marks its answer as the connection's last when it must be.
-async fn serve_request(
-    app: Arc<App>,
+/// One request: the answer, and the request's place in the counters until it is given (or the
+/// client leaves and hyper drops it).
+struct Answer {
     cs: Arc<ConnShared>,
-    req: http::Request<Incoming>,
-    peer: SocketAddr,
-) -> Result<Response, Infallible> {
-    let counters = &app.shared.counters;
+    /// The request's number on its connection.
+    n: u64,
+    h2: bool,
+    started: Started,
+}
+
+fn serve_request(cs: Arc<ConnShared>, req: http::Request<Incoming>) -> Answer {
+    let counters = &cs.app.shared.counters;
     let n = cs.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let h2 = req.version() == http::Version::HTTP_2;
     if h2 {
         cs.is_h2.store(true, Ordering::Relaxed);
     }
-    let _in_flight = InFlight::enter(&cs, counters);
-    let mut resp = dispatch::handle(&app, req, peer).await;
-    if closes_after(&app, &cs, n) {
-        if h2 {
-            cs.goaway.notify_one();
-        } else {
-            resp.headers_mut()
-                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    if cs.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+        counters.connections_busy.fetch_add(1, Ordering::Relaxed);
+    }
+    counters.requests_total.fetch_add(1, Ordering::Relaxed);
+    counters.requests_active.fetch_add(1, Ordering::Relaxed);
+    let started = dispatch::start(&cs, req);
+    Answer { cs, n, h2, started }
+}
+
+impl Answer {
+    /// Marks the answer as the connection's last when it must be.
+    fn finish(&self, mut resp: Response) -> Response {
+        let app = &self.cs.app;
+        if closes_after(app, &self.cs, self.n) {
+            if self.h2 {
+                self.cs.goaway_wanted.store(true, Ordering::SeqCst);
+                self.cs.goaway.notify_one();
+            } else {
+                resp.headers_mut()
+                    .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+        }
+        if app.state.get() == ConnState::PreDrain {
+            app.shared
+                .counters
+                .requests_during_delay
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        resp
+    }
+}
+
+impl Future for Answer {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let resp = match &mut self.started {
+            Started::Ready(r) => r.take().expect("answer polled after completion"),
+            Started::Handler(rx) => match Pin::new(rx).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(mut r)) => {
+                    sanitize_framing(r.headers_mut());
+                    r
+                }
+                Poll::Ready(Err(_)) => dispatch::internal_error(),
+            },
+            Started::Body(f) => match f.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r,
+            },
+        };
+        Poll::Ready(Ok(self.finish(resp)))
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        let counters = &self.cs.app.shared.counters;
+        counters.requests_active.fetch_sub(1, Ordering::Relaxed);
+        if self.cs.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            counters.connections_busy.fetch_sub(1, Ordering::Relaxed);
         }
     }
-    if *app.state.borrow() == ConnState::PreDrain {
-        counters
-            .requests_during_delay
-            .fetch_add(1, Ordering::Relaxed);
-    }
-    Ok(resp)
+}
+
+/// What woke the connection task, beyond hyper's own progress.
+enum Event {
+    Ended(Result<(), Box<dyn std::error::Error + Send + Sync>>),
+    State(ConnState),
+    Goaway,
+    Aged,
+    GraceTick,
+    IdleTick,
 }
 
 /// Serves one connection until it ends, is drained, or is cut.
-pub(super) async fn serve_connection(app: Arc<App>, stream: sys::Stream, peer: SocketAddr) {
+pub(super) async fn serve_connection(
+    app: Arc<App>,
+    stream: sys::Stream,
+    peer: SocketAddr,
+    queue: Arc<Queue>,
+) {
     let counters = &app.shared.counters;
     counters.connections_active.fetch_add(1, Ordering::Relaxed);
     counters.connections_total.fetch_add(1, Ordering::Relaxed);
     let cs = Arc::new(ConnShared {
+        app: app.clone(),
         requests: AtomicU64::new(0),
         in_flight: AtomicUsize::new(0),
         is_h2: AtomicBool::new(false),
+        goaway_wanted: AtomicBool::new(false),
         goaway: Notify::new(),
         accepted: Instant::now(),
+        queue,
+        peer,
     });
     let svc = {
-        let app = app.clone();
         let cs = cs.clone();
-        service_fn(move |req: http::Request<Incoming>| {
-            serve_request(app.clone(), cs.clone(), req, peer)
-        })
+        service_fn(move |req: http::Request<Incoming>| serve_request(cs.clone(), req))
     };
     let (io, probe) = sys::probe_input(stream);
-    let mut state = app.state.subscribe();
+    // Registered before the state is read, so no change can slip between the two.
+    let changed = app.state.changed.notified();
+    tokio::pin!(changed);
+    changed.as_mut().enable();
+    let mut seen = app.state.get();
+    let goaway = cs.goaway.notified();
+    tokio::pin!(goaway);
     let conn = app.builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(conn);
 
-    let idle = app.keepalive_idle_timeout;
     let mut seen_requests = 0u64;
     let mut drain = Drain::No;
-    let mut idle_tick = IdleTick::new(idle);
-    let mut grace_tick = tokio::time::interval(Duration::from_millis(2));
+    let mut idle_tick = Deadline::after(app.keepalive_idle_timeout);
+    let mut grace_tick: Option<tokio::time::Interval> = None;
     // HTTP/2 connections past their age get GOAWAY even when idle (HTTP/1.1 ones close with
     // their next answer).
-    let age_limit = async {
-        match app.max_connection_age {
-            Some(age) => tokio::time::sleep_until((cs.accepted + age).into()).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(age_limit);
-    let mut aged = false;
+    let mut age_limit = app
+        .max_connection_age
+        .map(|age| Deadline::at(cs.accepted + age));
 
     // What to do when the drain reaches this connection: close it now (`None`), defer, or
     // shut it down gracefully.
@@ -164,17 +259,20 @@ pub(super) async fn serve_connection(app: Arc<App>, stream: sys::Stream, peer: S
                 baseline: started,
             });
         }
-        // Never sent a complete request head (silent, or stuck in half-sent headers):
-        // nothing to finish, close now. Otherwise, idle keep-alive: closed at once; in flight:
-        // `Connection: close` on the response (HTTP/1.1) or a two-phase GOAWAY (HTTP/2).
-        (started > 0).then_some(Drain::Graceful)
+        // Never sent a complete request head (silent, or stuck in half-sent headers), or an
+        // HTTP/1.1 connection idle between requests: nothing to finish, close now (dropping
+        // the connection closes the socket, and the client reads EOF). Otherwise in flight:
+        // `Connection: close` on the response (HTTP/1.1), or (HTTP/2, idle or not) a
+        // two-phase GOAWAY.
+        let h2 = cs.is_h2.load(Ordering::Relaxed);
+        let busy = cs.in_flight.load(Ordering::SeqCst) > 0;
+        (started > 0 && (h2 || busy)).then_some(Drain::Graceful)
     };
 
     // A connection accepted during the pre-drain delay, or just as the drain began, must see
     // it too.
-    let initial = *state.borrow_and_update();
     let mut ended_by_force = false;
-    match initial {
+    match seen {
         ConnState::Serving | ConnState::PreDrain => {}
         ConnState::Draining => match on_drain() {
             Some(d) => {
@@ -196,16 +294,59 @@ pub(super) async fn serve_connection(app: Arc<App>, stream: sys::Stream, peer: S
         }
     }
 
+    let mut changed_armed = false;
+    let mut goaway_armed = false;
     loop {
-        tokio::select! {
-            res = conn.as_mut() => {
+        let event = std::future::poll_fn(|cx| {
+            if let Poll::Ready(r) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Event::Ended(r));
+            }
+            // The first poll registers this task's waker; it stays registered (a task's waker
+            // does not change), so later wakes only compare the state.
+            if !changed_armed {
+                changed_armed = true;
+                if changed.as_mut().poll(cx).is_ready() {
+                    changed_armed = false;
+                }
+            }
+            let now = app.state.get();
+            if now != seen {
+                return Poll::Ready(Event::State(now));
+            }
+            if drain == Drain::No {
+                if !goaway_armed {
+                    goaway_armed = true;
+                    let _ = goaway.as_mut().poll(cx);
+                }
+                if cs.goaway_wanted.load(Ordering::SeqCst) {
+                    return Poll::Ready(Event::Goaway);
+                }
+                if idle_tick.poll_elapsed(cx) {
+                    return Poll::Ready(Event::IdleTick);
+                }
+            }
+            if let Some(age) = age_limit.as_mut() {
+                if age.poll_elapsed(cx) {
+                    return Poll::Ready(Event::Aged);
+                }
+            }
+            if let (Drain::Deferred { .. }, Some(t)) = (drain, grace_tick.as_mut()) {
+                if t.poll_tick(cx).is_ready() {
+                    return Poll::Ready(Event::GraceTick);
+                }
+            }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Ended(res) => {
                 if let Err(e) = res {
                     tracing::debug!(%peer, "connection ended: {e}");
                 }
                 break;
             }
-            changed = state.changed() => {
-                let s = if changed.is_ok() { *state.borrow_and_update() } else { ConnState::Forced };
+            Event::State(s) => {
+                seen = s;
                 match s {
                     ConnState::Serving => {}
                     // HTTP/2 gets the first GOAWAY now and may finish its streams; HTTP/1.1
@@ -226,26 +367,34 @@ pub(super) async fn serve_connection(app: Arc<App>, stream: sys::Stream, peer: S
                         Some(d) => {
                             if d == Drain::Graceful {
                                 conn.as_mut().graceful_shutdown();
+                            } else {
+                                grace_tick = Some(tokio::time::interval(Duration::from_millis(2)));
                             }
                             drain = d;
                         }
                     },
                     ConnState::Draining => {}
                 }
+                // Still open: listen for the next change.
+                changed.set(app.state.changed.notified());
+                changed.as_mut().enable();
+                changed_armed = false;
             }
-            _ = cs.goaway.notified(), if drain == Drain::No => {
+            Event::Goaway => {
                 conn.as_mut().graceful_shutdown();
                 drain = Drain::Graceful;
             }
-            _ = &mut age_limit, if !aged => {
-                aged = true;
+            Event::Aged => {
+                age_limit = None;
                 if drain == Drain::No && cs.is_h2.load(Ordering::Relaxed) {
                     conn.as_mut().graceful_shutdown();
                     drain = Drain::Graceful;
                 }
             }
-            _ = grace_tick.tick(), if matches!(drain, Drain::Deferred { .. }) => {
-                let Drain::Deferred { until, baseline } = drain else { unreachable!() };
+            Event::GraceTick => {
+                let Drain::Deferred { until, baseline } = drain else {
+                    continue;
+                };
                 let n = cs.requests.load(Ordering::Relaxed);
                 if n > baseline || tokio::time::Instant::now() >= until {
                     if n == 0 {
@@ -253,14 +402,17 @@ pub(super) async fn serve_connection(app: Arc<App>, stream: sys::Stream, peer: S
                     }
                     conn.as_mut().graceful_shutdown();
                     drain = Drain::Graceful;
+                    grace_tick = None;
                 }
             }
-            _ = &mut idle_tick, if drain == Drain::No => {
+            Event::IdleTick => {
                 let n = cs.requests.load(Ordering::Relaxed);
                 if n == seen_requests {
                     tracing::debug!(%peer, "keep-alive idle timeout");
                     conn.as_mut().graceful_shutdown();
                     drain = Drain::Graceful;
+                } else {
+                    idle_tick.reset_after(app.keepalive_idle_timeout);
                 }
                 seen_requests = n;
             }
@@ -274,48 +426,45 @@ pub(super) async fn serve_connection(app: Arc<App>, stream: sys::Stream, peer: S
     counters.connections_active.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// A periodic tick for the keep-alive idle check that costs almost nothing on the many wakes
-/// of a busy connection. A tokio `Interval` polled on every wake re-registers its waker each
-/// time (about a microsecond per request, measured); this registers once per period and
-/// otherwise only reads whether the deadline has passed. The task's waker does not change
-/// between polls, so the registration stays valid.
-struct IdleTick {
-    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
-    period: Duration,
+/// A timer that costs almost nothing on the many wakes of a busy connection. Polling a tokio
+/// `Sleep` re-registers the waker each time (about a microsecond per request, measured); this
+/// registers once and afterwards only reads whether the deadline has passed. The task's waker
+/// does not change between polls, so the registration stays valid.
+struct Deadline {
+    sleep: Pin<Box<tokio::time::Sleep>>,
     registered: bool,
 }
 
-impl IdleTick {
-    fn new(period: Duration) -> Self {
-        IdleTick {
-            sleep: Box::pin(tokio::time::sleep(period)),
-            period,
+impl Deadline {
+    fn after(d: Duration) -> Self {
+        Deadline {
+            sleep: Box::pin(tokio::time::sleep(d)),
             registered: false,
         }
     }
-}
 
-impl std::future::Future for IdleTick {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        let this = &mut *self;
-        if this.registered && !this.sleep.is_elapsed() {
-            return std::task::Poll::Pending;
+    fn at(t: Instant) -> Self {
+        Deadline {
+            sleep: Box::pin(tokio::time::sleep_until(t.into())),
+            registered: false,
         }
-        match this.sleep.as_mut().poll(cx) {
-            std::task::Poll::Ready(()) => {
-                let next = tokio::time::Instant::now() + this.period;
-                this.sleep.as_mut().reset(next);
-                this.registered = false;
-                std::task::Poll::Ready(())
-            }
-            std::task::Poll::Pending => {
-                this.registered = true;
-                std::task::Poll::Pending
+    }
+
+    fn reset_after(&mut self, d: Duration) {
+        self.sleep.as_mut().reset(tokio::time::Instant::now() + d);
+        self.registered = false;
+    }
+
+    /// True once the deadline has passed (and stays true until reset).
+    fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.registered && !self.sleep.is_elapsed() {
+            return false;
+        }
+        match self.sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => true,
+            Poll::Pending => {
+                self.registered = true;
+                false
             }
         }
     }

@@ -1,15 +1,24 @@
-//! One request: body limits, the host handler (on a handler thread or inline), the answer.
+//! One request: health paths, body limits, handing it to the host handler (run by the worker's
+//! thread between turns of its event loop, or inline), the answer.
+//!
+//! [`start`] does everything that needs no waiting at once, so the future hyper keeps per
+//! request ([`Started`]) is small: an answer already made, the receiver of the handler's
+//! answer, or (only for a request with a body to read) a boxed future.
 
 use std::cell::Cell;
-use std::net::SocketAddr;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use tokio::sync::oneshot;
 
-use super::{App, Counters, Shared};
+use super::conn::ConnShared;
+use super::workers::{Call, Target};
+use super::{App, Shared};
 use crate::handler::{sanitize_framing, text_response, Handler, Reply, Request, Response};
 
 thread_local! {
@@ -27,12 +36,29 @@ pub(super) fn in_handler_of(id: u64) -> bool {
     IN_HANDLER.with(|c| c.get()) == id
 }
 
-struct ActiveRequest<'a>(&'a Counters);
+/// Where a request's answer comes from.
+pub(super) enum Started {
+    /// Answered already (by the library, or by an inline handler during its call).
+    Ready(Option<Response>),
+    /// The handler answers through this.
+    Handler(oneshot::Receiver<Response>),
+    /// The body is being read first.
+    Body(Pin<Box<dyn Future<Output = Response> + Send>>),
+}
 
-impl Drop for ActiveRequest<'_> {
-    fn drop(&mut self) {
-        self.0.requests_active.fetch_sub(1, Ordering::Relaxed);
-    }
+/// The library's answer when the handler failed (panicked, or dropped its reply unanswered).
+pub(super) fn internal_error() -> Response {
+    text_response(
+        http::StatusCode::INTERNAL_SERVER_ERROR,
+        "internal server error\n",
+    )
+}
+
+fn too_large() -> Response {
+    text_response(
+        http::StatusCode::PAYLOAD_TOO_LARGE,
+        "request body too large\n",
+    )
 }
 
 /// The library's own answer on the health paths, if `path` is one of them: readiness is 200
@@ -61,104 +87,110 @@ fn health(app: &App, method: &http::Method, path: &str) -> Option<Response> {
     })
 }
 
-pub(super) async fn handle(
-    app: &Arc<App>,
-    req: http::Request<Incoming>,
-    peer: SocketAddr,
-) -> Response {
-    let counters = &app.shared.counters;
-    counters.requests_total.fetch_add(1, Ordering::Relaxed);
-    counters.requests_active.fetch_add(1, Ordering::Relaxed);
-    let _active = ActiveRequest(counters);
-
+/// Starts answering `req`: at once when no waiting is needed.
+pub(super) fn start(cs: &Arc<ConnShared>, req: http::Request<Incoming>) -> Started {
+    let app = &cs.app;
     if app.readiness_path.is_some() || app.liveness_path.is_some() {
         if let Some(r) = health(app, req.method(), req.uri().path()) {
-            return r;
+            return Started::Ready(Some(r));
         }
     }
     let (parts, body) = req.into_parts();
+    if http_body::Body::is_end_stream(&body) {
+        return call(cs, parts, Bytes::new());
+    }
     let declared = parts
         .headers
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > app.max_body_bytes) {
-        return text_response(
-            http::StatusCode::PAYLOAD_TOO_LARGE,
-            "request body too large\n",
-        );
+        return Started::Ready(Some(too_large()));
     }
-    let body = if http_body::Body::is_end_stream(&body) {
-        Bytes::new()
-    } else {
-        match Limited::new(body, app.max_body_bytes as usize)
-            .collect()
-            .await
-        {
+    let cs = cs.clone();
+    Started::Body(Box::pin(async move {
+        let limit = cs.app.max_body_bytes as usize;
+        let body = match Limited::new(body, limit).collect().await {
             Ok(c) => c.to_bytes(),
             Err(e) => {
                 if e.downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
                 {
-                    return text_response(
-                        http::StatusCode::PAYLOAD_TOO_LARGE,
-                        "request body too large\n",
-                    );
+                    return too_large();
                 }
-                tracing::debug!(%peer, "reading request body: {e}");
+                tracing::debug!(peer = %cs.peer, "reading request body: {e}");
                 return text_response(
                     http::StatusCode::BAD_REQUEST,
                     "could not read the request body\n",
                 );
             }
+        };
+        match call(&cs, parts, body) {
+            Started::Ready(r) => r.unwrap_or_else(internal_error),
+            Started::Handler(rx) => match rx.await {
+                Ok(mut r) => {
+                    sanitize_framing(r.headers_mut());
+                    r
+                }
+                Err(_) => internal_error(),
+            },
+            Started::Body(f) => f.await,
         }
-    };
+    }))
+}
 
-    let Some(handler) = app.handler.clone() else {
-        return text_response(http::StatusCode::OK, "OK");
+/// A string with room for one more byte, so that a C host can have it NUL-terminated without a
+/// copy (see `ffi::request`).
+fn owned(s: &str) -> String {
+    if s.is_empty() {
+        return String::new();
+    }
+    let mut o = String::with_capacity(s.len() + 1);
+    o.push_str(s);
+    o
+}
+
+/// Hands the request to the host's handler (or answers `200 OK` without one).
+fn call(cs: &ConnShared, parts: http::request::Parts, body: Bytes) -> Started {
+    let app = &cs.app;
+    let Some(handler) = app.handler.as_ref() else {
+        return Started::Ready(Some(text_response(http::StatusCode::OK, "OK")));
     };
     let request = Request {
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().unwrap_or("").to_owned(),
+        path: owned(parts.uri.path()),
+        query: owned(parts.uri.query().unwrap_or("")),
         method: parts.method,
         version: parts.version,
         headers: parts.headers,
         body,
         // WASI accepts without asking for the peer (see sys::accept): an unspecified
         // address there means "unknown", never a real client.
-        remote_addr: (!peer.ip().is_unspecified()).then_some(peer),
+        remote_addr: (!cs.peer.ip().is_unspecified()).then_some(cs.peer),
         drain: Some(app.shared.drain_requested.clone()),
     };
-    let (reply, rx) = Reply::channel();
+    let (reply, mut rx) = Reply::channel();
     if app.inline_handler {
-        call_handler(&app.shared, &*handler, request, reply);
-    } else {
-        // If the blocking pool refuses (runtime shutting down) the closure is dropped, the
-        // reply with it, and the client gets a 500 below.
-        let shared = app.shared.clone();
-        let job = move || call_handler(&shared, &*handler, request, reply);
-        // A waiting hot thread if there is one, else a thread of the blocking pool.
-        match &app.pool {
-            Some(pool) => {
-                if let Err(job) = pool.try_submit(Box::new(job)) {
-                    tokio::task::spawn_blocking(job);
-                }
+        call_handler(&app.shared, &**handler, request, reply);
+        // Answered during the call (the usual case): no need to wait for it.
+        return match rx.try_recv() {
+            Ok(mut r) => {
+                sanitize_framing(r.headers_mut());
+                Started::Ready(Some(r))
             }
-            None => {
-                tokio::task::spawn_blocking(job);
-            }
-        }
+            Err(oneshot::error::TryRecvError::Empty) => Started::Handler(rx),
+            Err(oneshot::error::TryRecvError::Closed) => Started::Ready(Some(internal_error())),
+        };
     }
-    match rx.await {
-        Ok(mut resp) => {
-            sanitize_framing(resp.headers_mut());
-            resp
-        }
-        Err(_) => text_response(
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "internal server error\n",
-        ),
-    }
+    // Run by the thread that drives this worker, once its ready tasks have run (see
+    // `workers`). If the worker stops first, the call is dropped, the reply with it, and the
+    // client gets a 500.
+    cs.queue.submit(Call { request, reply });
+    Started::Handler(rx)
+}
+
+/// What the worker threads run for each queued call.
+pub(super) fn target(shared: Arc<Shared>, handler: Arc<dyn Handler>) -> Target {
+    Arc::new(move |request, reply| call_handler(&shared, &*handler, request, reply))
 }
 
 fn call_handler(shared: &Shared, handler: &dyn Handler, request: Request, reply: Reply) {

@@ -9,6 +9,7 @@
 mod accept;
 mod conn;
 mod dispatch;
+mod workers;
 
 use std::cell::Cell;
 use std::net::SocketAddr;
@@ -24,11 +25,12 @@ use crate::config::{Config, SignalPolicy};
 use crate::events::{EventHook, EventKind};
 use crate::handler::Handler;
 use crate::outcome::{Outcome, StopCause};
-use crate::pool::HandlerPool;
 use crate::signals::{Listen, SignalGuard, SignalSender};
 use crate::sys;
 
 pub use dispatch::in_handler;
+pub(crate) use workers::send_answer;
+use workers::{Placement, Workers};
 
 /// Why `start` failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,6 +168,7 @@ struct Control {
 
 /// What each connection task is told.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
 enum ConnState {
     Serving,
     /// The pre-drain delay: keep serving, but every answer closes its connection.
@@ -332,9 +335,9 @@ struct App {
     max_connection_age: Option<Duration>,
     shared: Arc<Shared>,
     tracker: Arc<accept::Tracker>,
-    state: watch::Sender<ConnState>,
-    /// Hot handler threads (absent for inline handlers).
-    pool: Option<Arc<HandlerPool>>,
+    state: conn::ConnStates,
+    /// Which worker each new connection goes to.
+    placement: Placement,
 }
 
 /// A running (or stopped, not yet waited) server. All methods take `&self` and may be called
@@ -342,8 +345,7 @@ struct App {
 /// may run in one process.
 pub struct Server {
     shared: Arc<Shared>,
-    runtime: Mutex<Option<tokio::runtime::Runtime>>,
-    pool: Option<Arc<HandlerPool>>,
+    workers: Mutex<Option<Workers>>,
     signals: Mutex<SignalGuard>,
     sender: SignalSender,
     local_addr: SocketAddr,
@@ -404,7 +406,7 @@ impl Server {
             SignalGuard::claim(listen).map_err(|m| StartError::new(StartErrorKind::Signals, m))?;
 
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let runtime = sys::runtime(&config, Arc::new(move || RUNTIME_OF.with(|c| c.set(id))))
+        let workers = Workers::start(&config, Arc::new(move || RUNTIME_OF.with(|c| c.set(id))))
             .map_err(|e| {
                 StartError::new(
                     StartErrorKind::Runtime,
@@ -442,21 +444,15 @@ impl Server {
             .max_header_list_size(config.max_header_bytes.min(u32::MAX as usize) as u32)
             .max_concurrent_streams(256);
 
-        let (state, _) = watch::channel(ConnState::Serving);
         let inline_handler = config.inline_handler || sys::FORCE_INLINE_HANDLER;
-        let pool = (handler.is_some() && !inline_handler).then(|| {
-            let hot = sys::hot_handler_threads(&config);
-            HandlerPool::start(
-                hot,
-                hot >= config.handler_threads,
-                sys::handler_thread_start,
-            )
-        });
+        if let Some(h) = &handler {
+            workers.set_target(dispatch::target(shared.clone(), h.clone()));
+        }
         let app = Arc::new(App {
             builder,
             handler,
             inline_handler,
-            pool: pool.clone(),
+            placement: workers.placement(),
             max_body_bytes: config.max_body_bytes,
             keepalive_idle_timeout: config.keepalive_idle_timeout,
             readiness_path: config.readiness_path.clone(),
@@ -465,9 +461,10 @@ impl Server {
             max_connection_age: config.max_connection_age,
             shared: shared.clone(),
             tracker: Arc::new(accept::Tracker::default()),
-            state,
+            state: conn::ConnStates::new(),
         });
 
+        let runtime = workers.runtime();
         let listener = {
             let _g = runtime.enter();
             sys::listener(std_listener).map_err(|e| bind_error(&config.addr, e))?
@@ -497,8 +494,7 @@ impl Server {
         let sender = signals.sender();
         Ok(Server {
             shared,
-            runtime: Mutex::new(Some(runtime)),
-            pool,
+            workers: Mutex::new(Some(workers)),
             signals: Mutex::new(signals),
             sender,
             local_addr,
@@ -607,7 +603,7 @@ impl Server {
     /// wait for the outcome may still take (`timeout` natively, nothing after driving).
     fn drive(&self, timeout: Option<Duration>) -> Option<Duration> {
         let sh = &self.shared;
-        sys::drive(&self.runtime, &sh.done_async, || sh.outcome_now(), timeout)
+        sys::drive(&self.workers, &sh.done_async, || sh.outcome_now(), timeout)
     }
 
     /// Handler calls still in host code. A call that already answered may still be on its way
@@ -629,28 +625,22 @@ impl Server {
     }
 
     fn teardown(&self) {
-        let rt = self
-            .runtime
+        let workers = self
+            .workers
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take();
-        if let Some(rt) = rt {
+        if let Some(mut workers) = workers {
             let stuck = self.handlers_still_returning();
-            if let Some(pool) = &self.pool {
-                pool.stop(stuck == 0);
-            }
-            if stuck == 0 && tokio::runtime::Handle::try_current().is_err() {
-                // Join every runtime thread here, so that when wait returns the threads, their
-                // fds and the handler (with the host's userdata) are gone. Nothing is running,
-                // so this takes milliseconds; the bound only guards against the unforeseen.
-                rt.shutdown_timeout(Duration::from_secs(2));
-            } else {
-                // Handler calls stuck in host code after a forced stop cannot be joined
-                // without waiting on the host: they finish on their own, and the handler's
-                // userdata is dropped when the last of them returns.
+            // Join every worker thread here, so that when wait returns the threads, their fds
+            // and the handler (with the host's userdata) are gone. Nothing is running, so this
+            // takes milliseconds. Handler calls stuck in host code after a forced stop cannot
+            // be joined without waiting on the host: they finish on their own, and the
+            // handler's userdata is dropped when the last of them returns.
+            if stuck > 0 {
                 tracing::debug!(stuck, "leaving stuck handler threads behind");
-                rt.shutdown_background();
             }
+            workers.shutdown(stuck == 0 && tokio::runtime::Handle::try_current().is_err());
         }
         self.signals
             .lock()

@@ -21,39 +21,30 @@ pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(sock.into())
 }
 
-/// The multi-threaded runtime. Every thread it starts blocks SIGPIPE, so a write to a vanished
-/// client returns EPIPE instead of killing a host that never ignored SIGPIPE, and the host's
-/// disposition is left alone; then it runs `on_start` (the server marks its own threads).
+/// One worker's event loop: a current-thread runtime, driven by a worker thread (see
+/// `server::workers`). The threads its blocking pool starts block SIGPIPE, so a write to a
+/// vanished client returns EPIPE instead of killing a host that never ignored SIGPIPE, and the
+/// host's disposition is left alone; then they run `on_start` (the server marks its own
+/// threads). The worker threads do the same through [`thread_start`].
 pub(crate) fn runtime(
-    cfg: &Config,
+    _cfg: &Config,
     on_start: Arc<dyn Fn() + Send + Sync>,
 ) -> io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cfg.effective_workers())
-        // The hot handler threads count against the handler thread budget.
-        .max_blocking_threads(
-            cfg.handler_threads
-                .saturating_sub(hot_handler_threads(cfg))
-                .max(1),
-        )
+    tokio::runtime::Builder::new_current_thread()
         .thread_name("graceserve")
         .on_thread_start(move || {
-            block_sigpipe();
+            thread_start();
             on_start();
         })
         .enable_all()
         .build()
 }
 
-/// How many always-ready handler threads a server keeps: one per async worker, within the
-/// handler thread budget (when the budget is that small, the hot threads are all there is: see
-/// `HandlerPool::start`).
-pub(crate) fn hot_handler_threads(cfg: &Config) -> usize {
-    cfg.effective_workers().min(cfg.handler_threads.max(1))
-}
+/// Threads exist: each worker has its own, and handlers that block are handed over.
+pub(crate) const THREADS: bool = true;
 
-/// Run first on every hot handler thread.
-pub(crate) fn handler_thread_start() {
+/// Run first on every thread the server starts.
+pub(crate) fn thread_start() {
     block_sigpipe();
 }
 
@@ -67,9 +58,31 @@ fn block_sigpipe() {
     }
 }
 
-/// The runtime has its own worker threads: nothing to drive (see the WASI `drive`).
+/// Moves an accepted connection to another worker's runtime and serves it there: the stream
+/// leaves this runtime's reactor and joins that one's.
+pub(crate) fn move_stream<F, Fut>(to: &tokio::runtime::Handle, stream: Stream, serve: F)
+where
+    F: FnOnce(Stream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let std_stream = match stream.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::debug!("cannot move a connection to another worker: {e}");
+            return;
+        }
+    };
+    to.spawn(async move {
+        match Stream::from_std(std_stream) {
+            Ok(s) => serve(s).await,
+            Err(e) => tracing::debug!("cannot register a connection with its worker: {e}"),
+        }
+    });
+}
+
+/// The runtimes have their own worker threads: nothing to drive (see the WASI `drive`).
 pub(crate) fn drive(
-    _runtime: &std::sync::Mutex<Option<tokio::runtime::Runtime>>,
+    _runtime: &std::sync::Mutex<Option<impl AsRef<tokio::runtime::Runtime>>>,
     _done: &tokio::sync::Notify,
     _is_done: impl Fn() -> bool,
     timeout: Option<std::time::Duration>,
@@ -77,7 +90,7 @@ pub(crate) fn drive(
     timeout
 }
 
-/// Handlers may run on handler threads.
+/// Handlers may run off the event loop.
 pub(crate) const FORCE_INLINE_HANDLER: bool = false;
 
 pub(crate) type Listener = tokio::net::TcpListener;

@@ -64,7 +64,7 @@ pub(crate) fn runtime(
 /// Runs the runtime on the calling thread until `done()` holds or `timeout` passes. Natively
 /// the runtime has its own threads and this is a no-op; here nothing else would run it.
 pub(crate) fn drive(
-    runtime: &Mutex<Option<tokio::runtime::Runtime>>,
+    runtime: &Mutex<Option<impl AsRef<tokio::runtime::Runtime>>>,
     done: &tokio::sync::Notify,
     is_done: impl Fn() -> bool,
     timeout: Option<Duration>,
@@ -73,7 +73,7 @@ pub(crate) fn drive(
     // nothing else will while this thread waits.
     let rest = Some(Duration::ZERO);
     let guard = runtime.lock().unwrap_or_else(|e| e.into_inner());
-    let Some(rt) = guard.as_ref() else {
+    let Some(rt) = guard.as_ref().map(|r| r.as_ref()) else {
         return rest;
     };
     let deadline = timeout.map(|t| Instant::now() + t);
@@ -102,12 +102,19 @@ pub(crate) fn drive(
 /// a spawned task when they need to wait.
 pub(crate) const FORCE_INLINE_HANDLER: bool = true;
 
-/// Never used (handlers are inline), but the core names them.
-pub(crate) fn hot_handler_threads(_cfg: &Config) -> usize {
-    0
-}
+/// No threads: one worker, the waiter's thread.
+pub(crate) const THREADS: bool = false;
 
-pub(crate) fn handler_thread_start() {}
+pub(crate) fn thread_start() {}
+
+/// Never called: with one worker every connection stays where it was accepted.
+pub(crate) fn move_stream<F, Fut>(to: &tokio::runtime::Handle, stream: Stream, serve: F)
+where
+    F: FnOnce(Stream) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    to.spawn(serve(stream));
+}
 
 pub(crate) type Stream = tokio::net::TcpStream;
 

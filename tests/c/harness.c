@@ -492,6 +492,11 @@ void th_handler(void *userdata, struct server_request *req) {
         th_block_rc = server_respond(req, 200, NULL, 0, (const uint8_t *)"released", 8);
         server_request_free(req);
         event_signal(&th_block_done);
+    } else if (strcmp(p, "/answer-then-block") == 0) {
+        answer(req, 200, "early");
+        event_signal(&th_entered);
+        event_wait_n(&th_release, 1, 30000);
+        event_signal(&th_block_done);
     } else if (strcmp(p, "/stash") == 0) {
         th_stash = req;
         event_signal(&th_entered);

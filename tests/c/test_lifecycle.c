@@ -1124,6 +1124,61 @@ void test_handler_threads_limit(void) {
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
+/* One event loop (worker_threads = 1) and the default dispatch: handlers that block do not
+ * stall the other connections. Each blocked handler's worker is handed over to another thread,
+ * so all eight are inside the handler at once and a plain GET is answered meanwhile. */
+void test_blocking_handlers_do_not_stall_worker(void) {
+    struct server_options o;
+    opts_local(&o);
+    o.worker_threads = 1;
+    uint16_t port = start_or_die(&o);
+    enum { N = 8 };
+    async_req blocked[N];
+    for (int i = 0; i < N; i++) async_get(&blocked[i], port, "/block");
+    CHECK(event_wait_n(&th_entered, N, 10000)); /* all in host code at once */
+    int64_t t0 = now_ms();
+    http_resp r;
+    CHECK(http_get(port, "/", &r) == 0);
+    int64_t took = now_ms() - t0;
+    CHECK_INT(r.status, 200);
+    CHECK_STR((const char *)r.body, "OK");
+    http_resp_free(&r);
+    note("GET / answered in %lld ms while %d handlers block the only worker's thread(s)", (long long)took, N);
+    CHECK(took < 1000);
+    for (int i = 0; i < N; i++) CHECK(blocked[i].done_at == 0); /* still blocked */
+    event_signal(&th_release);
+    for (int i = 0; i < N; i++) {
+        async_join(&blocked[i]);
+        CHECK_INT(blocked[i].resp.status, 200);
+        CHECK_STR((const char *)blocked[i].resp.body, "released");
+        async_free(&blocked[i]);
+    }
+    stop_and_check(port, 5000, SERVER_OK, 0);
+}
+
+/* A handler that answers and then keeps running (blocks): the client gets the answer while the
+ * handler is still in host code. */
+void test_answer_reaches_client_before_handler_returns(void) {
+    struct server_options o;
+    opts_local(&o);
+    o.worker_threads = 1;
+    uint16_t port = start_or_die(&o);
+    async_req a;
+    async_get(&a, port, "/answer-then-block");
+    CHECK(event_wait_n(&th_entered, 1, 10000));
+    int64_t end = now_ms() + 5000;
+    while (a.done_at == 0 && now_ms() < end) sleep_ms(2);
+    CHECK(a.done_at != 0);
+    CHECK(event_count(&th_block_done) == 0); /* the handler has not returned */
+    async_join(&a);
+    CHECK_INT(a.resp.status, 200);
+    CHECK_STR((const char *)a.resp.body, "early");
+    async_free(&a);
+    event_signal(&th_release);
+    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    stop_and_check(port, 5000, SERVER_OK, 0);
+}
+
 static void absurd_value_handler(void *ud, struct server_request *req) {
     (void)ud;
     struct server_header h = {(const uint8_t *)"x-a", 3, (const uint8_t *)"v", SIZE_MAX};

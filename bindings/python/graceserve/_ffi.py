@@ -186,7 +186,11 @@ class server_stats(ctypes.Structure):
 class server_header(ctypes.Structure):
     pass
 
-# Called once per request, on a handler thread, possibly on many threads at once.
+# Called once per request, possibly on many threads at once. By default it runs on the thread
+# of the worker that serves the connection, between turns of that worker's event loop; a call
+# that blocks (sleeps, waits on a lock or a database) is not a problem: within one to two
+# milliseconds another thread takes over the worker's other connections, and up to
+# `handler_threads` calls may block at once.
 #
 # `req` is owned by the host from this moment: answer it with `server_respond` (or
 # `server_respond_stream`) now or later from any thread, and release it with
@@ -194,8 +198,8 @@ class server_header(ctypes.Structure):
 #
 # The callback must return normally: leaving it by `longjmp`, a C++ exception or
 # `pthread_exit` (as CPython does to threads that call into Python during interpreter
-# finalisation) aborts the process. With `inline_handler` it runs on an async worker and must
-# not block.
+# finalisation) aborts the process. With `inline_handler` it runs inside the event loop's turn
+# and must not block: nothing takes that worker over.
 server_handler_fn = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
 
 # Called exactly once with `userdata` when the library no longer needs it: after the last
@@ -227,12 +231,14 @@ server_options._fields_ = [
     # Drain deadline for drains started by a signal, ms, taken literally: 0 closes in-flight
     # connections at once. `server_options_init` sets 5000, as does a NULL `opts`.
     ("signal_drain_timeout_ms", ctypes.c_uint32),
-    # Async worker threads (default: one per CPU).
+    # Worker threads, each with its own event loop and share of the connections (default: one
+    # per CPU).
     ("worker_threads", ctypes.c_uint32),
-    # Threads that may run handlers at once (default 512).
+    # Handler calls that may be in progress (or blocked) at once (default 512); more wait.
     ("handler_threads", ctypes.c_uint32),
-    # Call `handler` directly on the async worker thread: lowest latency, but a handler that
-    # blocks stalls other connections. Only for handlers that answer at once.
+    # Call `handler` inside the event loop's turn: saves a little CPU per request, but a
+    # handler that blocks stalls its worker's other connections (no hand-over). Only for
+    # handlers that answer at once.
     ("inline_handler", ctypes.c_bool),
     # Connections open at once (default 10000); more clients wait in the backlog.
     ("max_connections", ctypes.c_uint32),
