@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """graceserve C-host benchmarks (driven by bench/c/run.sh; not a test).
 
-Measures, against a plain tokio+hyper server built in the same run (bench/baseline-hyper):
+One interleaved run over graceserve (server-c as shipped, the built-in handler, a C callback
+with the default dispatch and with inline_handler) and its peers (a plain tokio+hyper server
+built in the same run, libmicrohttpd, CivetWeb, Go net/http):
   1. throughput: wrk (HTTP/1.1 keep-alive) and h2load (h2c) on loopback, server and client
-     pinned to different CPUs, ROUNDS interleaved rounds, median req/s, p99 (wrk) / mean (h2load)
-     latency, and the ratio to the baseline of the same round (median of the per-round ratios);
-  2. stop time: N idle keep-alive connections (each sent one request and read the response),
-     then SIGTERM; time until the process has exited (pidfd), exit status checked;
-  3. RSS per idle connection: VmRSS before and after opening those N connections.
+     pinned to different CPUs, ROUNDS interleaved rounds (every server once per round): median
+     req/s, p99 (wrk) / mean (h2load) latency, server CPU per request, and ratios to
+     libmicrohttpd and to hyper of the same round (median of the per-round ratios);
+  2. user-space instructions per request under callgrind (deterministic);
+  3. stop: N idle keep-alive connections (each sent one request and read the response), then
+     SIGTERM; time until the process has exited (pidfd), exit status and EOF/RST on every idle
+     socket checked; the server's CPU time for the stop (perf stat, when perf is installed);
+     RSS per idle connection. floor-server (close every socket, exit) is the physical floor.
 
 Every server must answer 200 "OK" and exit 0 on SIGTERM; anything else is reported as an error
 and makes the script exit 1. Figures are printed as a table and written to bench/out/.
@@ -21,6 +26,7 @@ import os
 import re
 import resource
 import select
+import shutil
 import signal
 import socket
 import statistics
@@ -29,9 +35,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-TARGET_RATIO = 0.95  # C-callback path vs pure hyper
-TARGET_STOP_MS = 20.0  # SIGTERM -> exit with 1000 idle keep-alive connections
-TARGET_RSS_PER_CONN = 8 * 1024  # bytes per idle connection
+# Goals (issue 14), all against libmicrohttpd in the same run.
+GOAL_SERVER_C_RPS = 1.0  # server-c as shipped: req/s >= 1.0x libmicrohttpd
+GOAL_SERVER_C_CPU = 1.1  # ... and CPU per request <= 1.1x libmicrohttpd's
+GOAL_FAST_RPS = 1.1  # built-in and inline: req/s >= 1.1x libmicrohttpd
+GOAL_STOP = 0.6  # SIGTERM -> exit with 1000 idle connections <= 0.6x libmicrohttpd's time
+TARGET_RSS_PER_CONN = 8 * 1024  # bytes per idle connection (issue 2)
 
 
 class BenchError(Exception):
@@ -44,6 +53,8 @@ class Variant:
     label: str
     argv: list[str]
     path: str = "/"
+    h2: bool = True  # serves h2c (prior knowledge)
+    graceserve: bool = False
 
 
 @dataclass
@@ -61,7 +72,9 @@ class Results:
     h2: dict[str, list[Sample]] = field(default_factory=dict)
     insn: dict[str, float] = field(default_factory=dict)
     stop_ms: dict[str, list[float]] = field(default_factory=dict)
+    stop_cpu_ms: dict[str, list[float]] = field(default_factory=dict)
     rss_per_conn: dict[str, list[float]] = field(default_factory=dict)
+    load: list[str] = field(default_factory=list)
 
 
 LIVE: list[subprocess.Popen[bytes]] = []
@@ -69,6 +82,11 @@ LIVE: list[subprocess.Popen[bytes]] = []
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
 
 
 def pin_prefix(cpus: str) -> list[str]:
@@ -206,11 +224,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server_pid(p: subprocess.Popen[bytes]) -> int:
-    """The server's pid: taskset execs the server, so it is the child's own pid."""
-    return p.pid
-
-
 def read_rss(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -249,6 +262,7 @@ def open_idle(port: int, n: int, path: str) -> list[socket.socket]:
 def idle_round(v: Variant, cpus: str, key: str, args: argparse.Namespace, res: Results) -> None:
     p, port = start_server(v, cpus)
     socks: list[socket.socket] = []
+    perf = None
     try:
         # Warm the allocator and the runtime with one batch first, so the figure is the steady
         # per-connection cost and not one-off growth (arenas, timer wheel, slab pages).
@@ -261,6 +275,12 @@ def idle_round(v: Variant, cpus: str, key: str, args: argparse.Namespace, res: R
         after = read_rss(p.pid)
         res.rss_per_conn.setdefault(key, []).append((after - before) / args.idle)
 
+        # The server's own CPU time for the stop (every thread, until it exits): unlike the
+        # wall-clock time, other load on the machine hardly moves it.
+        if args.perf:
+            perf = subprocess.Popen([args.perf, "stat", "-x,", "-e", "task-clock", "-p", str(p.pid)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            time.sleep(0.3)
         t0 = time.perf_counter()
         p.send_signal(signal.SIGTERM)
         exited = pidfd_wait(p, 15)
@@ -272,6 +292,11 @@ def idle_round(v: Variant, cpus: str, key: str, args: argparse.Namespace, res: R
         if status != 0:
             err = p.stderr.read().decode(errors="replace") if p.stderr else ""
             raise BenchError(f"{v.label}: exit status {status} after SIGTERM (want 0): {err.strip()}")
+        if perf is not None:
+            _, err = perf.communicate(timeout=10)
+            m = re.search(r"^([\d.]+),msec,task-clock", err, re.M)
+            res.stop_cpu_ms.setdefault(key, []).append(float(m.group(1)) if m else float("nan"))
+            perf = None
         # Every idle connection must have been closed by the server (EOF, or RST).
         for s in socks:
             s.settimeout(5)
@@ -282,6 +307,9 @@ def idle_round(v: Variant, cpus: str, key: str, args: argparse.Namespace, res: R
                 pass
         res.stop_ms.setdefault(key, []).append((t1 - t0) * 1000)
     finally:
+        if perf is not None and perf.poll() is None:
+            perf.kill()
+            perf.wait()
         for s in socks:
             s.close()
         stop_quiet(p)
@@ -304,17 +332,26 @@ def callgrind_total(v: Variant, n: int, args: argparse.Namespace) -> int:
         stop_server(p, v.label + " (callgrind)")
     finally:
         stop_quiet(p)
-    with open(out) as f:
-        for line in f:
-            if line.startswith(("summary:", "totals:")):
-                return int(line.split()[1])
-    raise BenchError(f"no totals in {out}")
+    total = 0
+    # Every thread's file when callgrind writes one per thread; one file otherwise.
+    for f in sorted(os.listdir(args.out)):
+        if f == os.path.basename(out) or f.startswith(os.path.basename(out) + "-"):
+            with open(os.path.join(args.out, f)) as fh:
+                for line in fh:
+                    if line.startswith(("summary:", "totals:")):
+                        total += int(line.split()[1])
+                        break
+            os.remove(os.path.join(args.out, f))
+    if not total:
+        raise BenchError(f"no totals in {out}")
+    return total
 
 
 def insn_phase(variants: list[Variant], args: argparse.Namespace, res: Results) -> None:
     n1, n2 = 1000, 1000 + args.insn_requests
     for v in variants:
-        if v.key in ("hyper-h1", "server-c", "civetweb"):
+        # The Go runtime and CivetWeb's 128 threads do not run usefully under valgrind.
+        if v.key in ("go", "civetweb"):
             continue
         a = callgrind_total(v, n1, args)
         b = callgrind_total(v, n2, args)
@@ -322,8 +359,12 @@ def insn_phase(variants: list[Variant], args: argparse.Namespace, res: Results) 
         log(f"  [insn] {v.key:9} {res.insn[v.key]:8.0f} user instructions/request")
 
 
-def fmt_ratio(samples: list[Sample], base: list[Sample]) -> float:
-    return statistics.median(s.rps / b.rps for s, b in zip(samples, base))
+def ratio(samples: list[Sample], base: list[Sample] | None, attr: str) -> float:
+    """Median over rounds of variant/base for `attr` in the same round (nan without a base)."""
+    if not base:
+        return float("nan")
+    vals = [getattr(s, attr) / getattr(b, attr) for s, b in zip(samples, base) if getattr(b, attr)]
+    return statistics.median(vals) if vals else float("nan")
 
 
 def main() -> int:
@@ -338,16 +379,19 @@ def main() -> int:
     ap.add_argument("--conns", type=int, default=64)
     ap.add_argument("--h2-streams", type=int, default=10)
     ap.add_argument("--idle", type=int, default=1000)
-    ap.add_argument("--idle-rounds", type=int, default=3)
+    ap.add_argument("--idle-rounds", type=int, default=5)
     ap.add_argument("--server-cpus", default="0")
     ap.add_argument("--client-cpus", default="1")
     ap.add_argument("--insn-requests", type=int, default=10000,
                     help="requests per callgrind measurement (phase 'insn', needs valgrind)")
     ap.add_argument("--mhd", default="", help="libmicrohttpd comparison server (optional)")
     ap.add_argument("--civetweb", default="", help="CivetWeb comparison server (optional)")
+    ap.add_argument("--go", default="", help="Go net/http comparison server (optional)")
+    ap.add_argument("--floor", default="", help="floor-server, the stop's physical floor (optional)")
     ap.add_argument("--only", default="", help="comma-separated variant keys")
     ap.add_argument("--skip", default="", help="comma-separated phases to skip: wrk,h2,insn,idle")
     args = ap.parse_args()
+    args.perf = shutil.which("perf") or ""
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = 2 * args.idle + 256
@@ -358,40 +402,43 @@ def main() -> int:
     if args.client_cpus:
         os.sched_setaffinity(0, {int(c) for c in parse_cpus(args.client_cpus)})
 
-    hyper = Variant("hyper", "pure tokio+hyper (baseline)", [args.baseline])
+    bs = args.bench_server
     variants = [
-        hyper,
-        Variant("hyper-h1", "pure hyper, http1 only", [args.baseline, "--proto", "http1"]),
-        Variant("builtin", "graceserve built-in handler", [args.bench_server, "--mode", "builtin"]),
-        Variant("pool", "C callback, handler pool", [args.bench_server, "--mode", "pool"]),
-        Variant("inline", "C callback, inline_handler", [args.bench_server, "--mode", "inline"]),
-        Variant("server-c", "server-c example host", [os.path.join(args.bin, "server-c")]),
+        Variant("server-c", "server-c as shipped", [os.path.join(args.bin, "server-c")], graceserve=True),
+        Variant("builtin", "graceserve built-in handler", [bs, "--mode", "builtin"], graceserve=True),
+        Variant("pool", "C callback, default dispatch", [bs, "--mode", "pool"], graceserve=True),
+        Variant("inline", "C callback, inline_handler", [bs, "--mode", "inline"], graceserve=True),
+        Variant("hyper", "plain tokio+hyper", [args.baseline]),
     ]
-    # HTTP/1.1-only comparison servers (no h2c): wrk phase only.
     if args.mhd:
-        variants.append(Variant("mhd", "libmicrohttpd 0.9 epoll pool (C)", [args.mhd]))
+        variants.append(Variant("mhd", "libmicrohttpd 0.9 epoll pool", [args.mhd], h2=False))
     if args.civetweb:
-        variants.append(Variant("civetweb", "CivetWeb 1.15 (C)", [args.civetweb]))
+        variants.append(Variant("civetweb", "CivetWeb 1.15", [args.civetweb], h2=False))
+    if args.go:
+        variants.append(Variant("go", "Go net/http", [args.go]))
+    floor = Variant("floor", "floor (close every socket, exit)", [args.floor], h2=False) if args.floor else None
     if args.only:
         keep = set(args.only.split(","))
-        variants = [v for v in variants if v.key in keep or v.key == "hyper"]
+        variants = [v for v in variants if v.key in keep or v.key in ("hyper", "mhd")]
     skip = set(filter(None, args.skip.split(",")))
     res = Results()
+    res.load.append(loadavg())
+    log(f"== load average at the start: {res.load[0]}")
 
     def load_round(phase: str, r: int) -> None:
         for v in variants:
-            if phase == "h2" and v.key in ("hyper-h1", "mhd", "civetweb"):
+            if phase == "h2" and not v.h2:
                 continue
             p, port = start_server(v, args.server_cpus)
             try:
-                runner = run_wrk if phase == "wrk" else run_h2load
                 if phase == "wrk":
                     run_wrk(port, v.path, args, 1)  # warm-up, not recorded
                 # h2load's --warm-up-time second is counted in the CPU time: spread over the
                 # requests of the measured period it inflates every variant alike (~1/duration).
-                cpu0 = cpu_seconds(server_pid(p))
+                cpu0 = cpu_seconds(p.pid)
+                runner = run_wrk if phase == "wrk" else run_h2load
                 s = runner(port, v.path, args, args.duration)
-                cpu1 = cpu_seconds(server_pid(p))
+                cpu1 = cpu_seconds(p.pid)
                 if s.requests:
                     s.cpu_us_per_req = (cpu1 - cpu0) * 1e6 / s.requests
             finally:
@@ -408,16 +455,19 @@ def main() -> int:
         for r in range(1, args.rounds + 1):
             load_round(phase, r)
     if "insn" not in skip:
-        if subprocess.run(["sh", "-c", "command -v valgrind"], capture_output=True).returncode == 0:
+        if shutil.which("valgrind"):
             log("== insn: user-space instructions per request under callgrind (deterministic)")
             insn_phase(variants, args, res)
         else:
             log("bench-c: valgrind not found; skipping the instructions-per-request phase")
     if "idle" not in skip:
         log(f"== idle: {args.idle} keep-alive connections, RSS delta, then SIGTERM -> exit")
-        idle_variants = [v for v in variants if v.key in ("hyper", "builtin", "pool", "server-c")]
-        # Pinned like the load runs (one CPU, so one async worker), and with every CPU: the
-        # client is idle while the server drains, so the drain may use the whole machine.
+        # Not CivetWeb: it serves one connection per thread (128 here), so 1000 idle connections
+        # never get past its accept queue.
+        idle_variants = ([floor] if floor else []) + [
+            v for v in variants if v.key in ("server-c", "builtin", "hyper", "mhd", "go")]
+        # Pinned like the load runs (one CPU, so one worker), and with every CPU: the client is
+        # idle while the server stops, so the stop may use the whole machine.
         pinnings = [(args.server_cpus, f"CPU {args.server_cpus}")] if args.server_cpus else []
         pinnings.append(("", "all CPUs"))
         for r in range(1, args.idle_rounds + 1):
@@ -425,10 +475,15 @@ def main() -> int:
                 for v in idle_variants:
                     key = f"{v.key}@{where}"
                     idle_round(v, cpus, key, args, res)
+                    cpu = res.stop_cpu_ms.get(key, [float("nan")])[-1]
                     log(f"  [idle round {r}] {key:18} stop {res.stop_ms[key][-1]:7.2f} ms  "
-                        f"rss/conn {res.rss_per_conn[key][-1]:8.0f} B")
+                        f"cpu {cpu:6.2f} ms  rss/conn {res.rss_per_conn[key][-1]:8.0f} B")
+        variants_all = variants + ([floor] if floor else [])
+    else:
+        variants_all = variants
+    res.load.append(loadavg())
 
-    report = render(variants, res, args)
+    report = render(variants_all, res, args)
     print(report)
     os.makedirs(args.out, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -437,10 +492,12 @@ def main() -> int:
     with open(os.path.join(args.out, f"bench-c-{stamp}.json"), "w") as f:
         json.dump({
             "args": vars(args),
+            "load": res.load,
             "wrk": {k: [s.__dict__ for s in v] for k, v in res.wrk.items()},
             "h2load": {k: [s.__dict__ for s in v] for k, v in res.h2.items()},
             "user_instructions_per_request": res.insn,
             "stop_ms": res.stop_ms,
+            "stop_cpu_ms": res.stop_cpu_ms,
             "rss_per_conn_bytes": res.rss_per_conn,
         }, f, indent=1)
     errors = [s.errors for d in (res.wrk, res.h2) for v in d.values() for s in v if s.errors]
@@ -461,66 +518,106 @@ def parse_cpus(spec: str) -> list[int]:
     return cpus
 
 
+def verdict(ok: bool) -> str:
+    return "met" if ok else "NOT met"
+
+
 def render(variants: list[Variant], res: Results, args: argparse.Namespace) -> str:
+    med = statistics.median
     lines = [
         f"graceserve C-host benchmark  ({time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, "
         f"server on CPU {args.server_cpus or 'any'}, client on CPU {args.client_cpus or 'any'})",
-        f"medians of {args.rounds} interleaved rounds; ratio = median over rounds of variant/baseline "
-        f"req/s in the same round; cpu us/req = server process user+sys CPU per request,",
-        "its 'vs hyper' = baseline cpu/req over variant cpu/req (higher is better, robust to other load)",
-        f"load average at the end: {open('/proc/loadavg').read().split()[:3]}",
+        f"medians of {args.rounds} interleaved rounds; 'x mhd' / 'x hyper' = median over rounds of the "
+        "ratio to that server in the same round;",
+        "cpu us/req = server process user+sys CPU per request (the figure other load hardly moves)",
+        f"load average: {res.load[0]} at the start, {res.load[-1]} at the end",
         "",
     ]
-    for phase, data, latname, tool in (
-        ("wrk", res.wrk, "p99 ms", f"wrk -t{args.threads} -c{args.conns} -d{args.duration:g}s, HTTP/1.1 keep-alive"),
-        ("h2", res.h2, "mean ms", f"h2load -t1 -c{args.conns} -m{args.h2_streams} -D {args.duration:g}, h2c"),
+    goals: list[str] = []
+    for phase, data, latname, tool, base_key in (
+        ("wrk", res.wrk, "p99 ms", f"wrk -t{args.threads} -c{args.conns} -d{args.duration:g}s, HTTP/1.1 keep-alive", "mhd"),
+        ("h2", res.h2, "mean ms", f"h2load -t1 -c{args.conns} -m{args.h2_streams} -D {args.duration:g}, h2c "
+                                  "(libmicrohttpd and CivetWeb have no HTTP/2)", "go"),
     ):
         if not data:
             continue
-        base = data.get("hyper")
-        lines.append(f"{tool}")
-        lines.append(f"  {'variant':34} {'req/s':>10} {latname:>8} {'vs hyper':>9} {'cpu us/req':>10} {'vs hyper':>9}")
+        base = data.get(base_key)
+        hyper = data.get("hyper")
+        lines.append(tool)
+        lines.append(f"  {'server':32} {'req/s':>8} {latname:>8} {'cpu us/req':>10} "
+                     f"{'req/s x ' + base_key:>12} {'cpu x ' + base_key:>10} {'req/s x hyper':>13} {'cpu x hyper':>11}")
         for v in variants:
             if v.key not in data:
                 continue
             s = data[v.key]
-            rps = statistics.median(x.rps for x in s)
-            lat = statistics.median(x.lat_ms for x in s)
-            ratio = fmt_ratio(s, base) if base else float("nan")
-            cpu = statistics.median(x.cpu_us_per_req for x in s)
-            # Efficiency ratio: baseline CPU per request / variant CPU per request (higher is
-            # better, like the req/s ratio); far less sensitive to other load on the machine.
-            eff = (statistics.median(b.cpu_us_per_req / x.cpu_us_per_req for x, b in zip(s, base)
-                                     if x.cpu_us_per_req) if base else float("nan"))
-            mark = ""
-            if v.key in ("pool", "inline"):
-                # Both must hold: req/s alone swings with whatever else the machine runs.
-                mark = ("  target 0.95x: req/s " + ("met" if ratio >= TARGET_RATIO else "NOT met")
-                        + ", cpu " + ("met" if eff >= TARGET_RATIO else "NOT met"))
-            lines.append(f"  {v.label:34} {rps:10.0f} {lat:8.3f} {ratio:8.2f}x {cpu:10.2f} {eff:8.2f}x{mark}")
+            lines.append(
+                f"  {v.label:32} {med(x.rps for x in s):8.0f} {med(x.lat_ms for x in s):8.3f} "
+                f"{med(x.cpu_us_per_req for x in s):10.2f} {ratio(s, base, 'rps'):11.2f}x "
+                f"{ratio(s, base, 'cpu_us_per_req'):9.2f}x {ratio(s, hyper, 'rps'):12.2f}x "
+                f"{ratio(s, hyper, 'cpu_us_per_req'):10.2f}x")
         lines.append("")
+        if phase == "wrk" and base:
+            mhd_p99 = med(x.lat_ms for x in base)
+            if "server-c" in data:
+                s = data["server-c"]
+                rr, cr = ratio(s, base, "rps"), ratio(s, base, "cpu_us_per_req")
+                goals.append(f"server-c as shipped >= {GOAL_SERVER_C_RPS}x libmicrohttpd req/s: {rr:.2f}x, "
+                             f"{verdict(rr >= GOAL_SERVER_C_RPS)}; CPU/request <= {GOAL_SERVER_C_CPU}x: "
+                             f"{cr:.2f}x, {verdict(cr <= GOAL_SERVER_C_CPU)}")
+            for key in ("builtin", "inline"):
+                if key in data:
+                    rr = ratio(data[key], base, "rps")
+                    goals.append(f"{key} >= {GOAL_FAST_RPS}x libmicrohttpd req/s: {rr:.2f}x, "
+                                 f"{verdict(rr >= GOAL_FAST_RPS)} (CPU/request "
+                                 f"{ratio(data[key], base, 'cpu_us_per_req'):.2f}x)")
+            for key in ("server-c", "builtin", "pool", "inline"):
+                if key in data:
+                    p99 = med(x.lat_ms for x in data[key])
+                    goals.append(f"{key} p99 no worse than libmicrohttpd's ({mhd_p99:.2f} ms): {p99:.2f} ms, "
+                                 f"{verdict(p99 <= mhd_p99)}")
     if res.insn:
         base_i = res.insn.get("hyper")
         lines.append("user-space instructions per request (callgrind, h2load --h1 -c8; kernel work not counted)")
-        lines.append(f"  {'variant':34} {'instr/req':>10} {'vs hyper':>9}")
+        lines.append(f"  {'server':32} {'instr/req':>10} {'- hyper':>9} {'x hyper':>8}")
         for v in variants:
             if v.key in res.insn:
-                ratio = base_i / res.insn[v.key] if base_i else float("nan")
-                lines.append(f"  {v.label:34} {res.insn[v.key]:10.0f} {ratio:8.2f}x")
+                i = res.insn[v.key]
+                lines.append(f"  {v.label:32} {i:10.0f} {i - base_i if base_i else float('nan'):+9.0f} "
+                             f"{i / base_i if base_i else float('nan'):7.2f}x")
         lines.append("")
     if res.stop_ms:
-        lines.append(f"{args.idle} idle keep-alive connections (median of {args.idle_rounds})")
-        lines.append(f"  {'variant':34} {'server on':>9} {'SIGTERM->exit ms':>16} {'RSS/idle conn':>14}")
-        for key in res.stop_ms:
-            vkey, where = key.split("@")
-            label = next(v.label for v in variants if v.key == vkey)
-            stop = statistics.median(res.stop_ms[key])
-            rss = statistics.median(res.rss_per_conn[key])
-            mark = ""
-            if vkey != "hyper":
-                mark = ("  stop<20ms: " + ("MET" if stop < TARGET_STOP_MS else "NOT MET")
-                        + ", <=8KiB: " + ("MET" if rss <= TARGET_RSS_PER_CONN else "NOT MET"))
-            lines.append(f"  {label:34} {where:>9} {stop:16.2f} {rss / 1024:10.2f} KiB{mark}")
+        lines.append(f"{args.idle} idle keep-alive connections: SIGTERM -> exit (median of {args.idle_rounds}), "
+                     "the server's CPU time for it (perf stat), RSS per idle connection")
+        lines.append(f"  {'server':32} {'on':>8} {'stop ms':>8} {'min-max':>13} {'x mhd':>6} {'x floor':>7} "
+                     f"{'cpu ms':>7} {'RSS/conn':>9}")
+        wheres = sorted({k.split("@")[1] for k in res.stop_ms}, key=lambda w: w != f"CPU {args.server_cpus}")
+        for where in wheres:
+            mhd = res.stop_ms.get(f"mhd@{where}")
+            fl = res.stop_ms.get(f"floor@{where}")
+            for v in variants:
+                key = f"{v.key}@{where}"
+                if key not in res.stop_ms:
+                    continue
+                x = res.stop_ms[key]
+                cpu = res.stop_cpu_ms.get(key)
+                lines.append(
+                    f"  {v.label:32} {where:>8} {med(x):8.2f} {min(x):6.1f}-{max(x):<6.1f} "
+                    f"{med(x) / med(mhd) if mhd else float('nan'):5.2f}x {med(x) / med(fl) if fl else float('nan'):6.2f}x "
+                    f"{med(cpu) if cpu else float('nan'):7.2f} {med(res.rss_per_conn[key]) / 1024:5.2f} KiB")
+                if v.key == "server-c" and mhd:
+                    peers = [f"{p}@{where}" for p in ("mhd", "hyper", "go") if f"{p}@{where}" in res.stop_ms]
+                    fastest = min(med(res.stop_ms[p]) for p in peers)
+                    goals.append(f"stop ({where}) <= {GOAL_STOP}x libmicrohttpd: {med(x) / med(mhd):.2f}x "
+                                 f"({med(x):.1f} vs {med(mhd):.1f} ms), {verdict(med(x) <= GOAL_STOP * med(mhd))}; "
+                                 f"below every peer: {verdict(med(x) < fastest)}")
+                if v.graceserve:
+                    rss = med(res.rss_per_conn[key])
+                    goals.append(f"{v.key} ({where}) <= 8 KiB RSS per idle connection: {rss / 1024:.2f} KiB, "
+                                 f"{verdict(rss <= TARGET_RSS_PER_CONN)}")
+        lines.append("")
+    if goals:
+        lines.append("goals (issue 14, same run)")
+        lines.extend(f"  {g}" for g in goals)
     return "\n".join(lines)
 
 

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 /* Parses argv for "--addr 127.0.0.1:PORT" (IPv4 only); exits 2 on anything else. */
-static void peer_parse(int argc, char **argv, const char *name, struct sockaddr_in *out) {
+static inline void peer_parse(int argc, char **argv, const char *name, struct sockaddr_in *out) {
     const char *addr = "127.0.0.1:8080";
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--addr") == 0 && i + 1 < argc) {
@@ -42,7 +42,7 @@ static void peer_parse(int argc, char **argv, const char *name, struct sockaddr_
 }
 
 /* Blocks SIGINT/SIGTERM in every thread started after this call; returns the set. */
-static sigset_t peer_block_signals(void) {
+static inline sigset_t peer_block_signals(void) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
@@ -52,14 +52,14 @@ static sigset_t peer_block_signals(void) {
     return set;
 }
 
-static void peer_ready(const struct sockaddr_in *a, unsigned port) {
+static inline void peer_ready(const struct sockaddr_in *a, unsigned port) {
     char host[INET_ADDRSTRLEN];
     inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
     printf("listening on %s:%u\n", host, port);
     fflush(stdout);
 }
 
-static void peer_wait_signal(sigset_t *set) {
+static inline void peer_wait_signal(sigset_t *set) {
     int sig = 0;
     sigwait(set, &sig);
 }

@@ -1,22 +1,25 @@
 #!/usr/bin/env bash
 # bench/c/run.sh — graceserve C-host benchmarks (`make bench-c`; not a test).
 #
-# Builds bench/out/bench-server (built-in / C-callback servers) and the pure tokio+hyper
-# baseline (bench/baseline-hyper, its own Cargo project and target dir), then runs
-# bench/c/bench.py: wrk + h2load throughput with ratios against the baseline measured in the
-# same run, user-space instructions per request under callgrind (deterministic; phase "insn"),
-# SIGTERM->exit time with 1000 idle keep-alive connections, and RSS per idle
-# connection. Prints a table; also writes bench/out/bench-c-<time>.{txt,json}.
+# Builds bench/out/bench-server (built-in / C-callback servers), the plain tokio+hyper baseline
+# (bench/baseline-hyper, its own Cargo project and target dir), the peers (libmicrohttpd,
+# CivetWeb, Go net/http) and bench/out/floor-server (the stop's physical floor), then runs
+# bench/c/bench.py, one interleaved run: wrk + h2load throughput (req/s, p99, server CPU per
+# request, ratios to libmicrohttpd and hyper of the same round), user-space instructions per
+# request under callgrind (deterministic; phase "insn"), SIGTERM->exit time with 1000 idle
+# keep-alive connections (and the server's CPU time for it), and RSS per idle connection.
+# Prints a table; also writes bench/out/bench-c-<time>.{txt,json}.
 #
 # Knobs (environment): BENCH_ROUNDS (3), BENCH_DURATION (5 s), BENCH_CONNS (64),
-# BENCH_IDLE (1000), BENCH_IDLE_ROUNDS (3), BENCH_SERVER_CPUS (0), BENCH_CLIENT_CPUS (1),
-# BENCH_ONLY (e.g. "pool,inline"), BENCH_SKIP (e.g. "h2,insn,idle"), BENCH_PEERS=0 (no libmicrohttpd /
-# CivetWeb comparison), CARGO, CC, PYTHON.
+# BENCH_IDLE (1000), BENCH_IDLE_ROUNDS (5), BENCH_SERVER_CPUS (0), BENCH_CLIENT_CPUS (1),
+# BENCH_ONLY (e.g. "server-c,inline"), BENCH_SKIP (e.g. "h2,insn,idle"), BENCH_PEERS=0 (no
+# libmicrohttpd / CivetWeb / Go comparison), CARGO, CC, GO, PYTHON.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 CC="${CC:-cc}"
 CARGO="${CARGO:-cargo}"
+GO="${GO:-go}"
 PYTHON="${PYTHON:-python3}"
 OUT="$ROOT/bench/out"
 LIB_DIR="$ROOT/target/release"
@@ -74,6 +77,17 @@ for peer in mhd:microhttpd civetweb:civetweb; do
   fi
 done
 
+echo "== building bench/out/floor-server" >&2
+"$CC" -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 bench/c/floor-server.c -lpthread -o "$OUT/floor-server"
+PEERS+=(--floor "$OUT/floor-server")
+if [ "${BENCH_PEERS:-1}" = 1 ] && command -v "$GO" >/dev/null; then
+  echo "== building bench/out/go-server" >&2
+  (cd bench/c/go-server && "$GO" build -o "$OUT/go-server" .)
+  PEERS+=(--go "$OUT/go-server")
+else
+  echo "bench-c: go not available; skipping the Go net/http comparison" >&2
+fi
+
 ncpu=$(nproc)
 SERVER_CPUS="${BENCH_SERVER_CPUS-0}"
 CLIENT_CPUS="${BENCH_CLIENT_CPUS-1}"
@@ -88,7 +102,7 @@ fi
 "$PYTHON" bench/c/bench.py \
   --bin "$ROOT/build/bin" --bench-server "$OUT/bench-server" --baseline "$BASELINE" --out "$OUT" \
   --rounds "${BENCH_ROUNDS:-3}" --duration "${BENCH_DURATION:-5}" --conns "${BENCH_CONNS:-64}" \
-  --idle "${BENCH_IDLE:-1000}" --idle-rounds "${BENCH_IDLE_ROUNDS:-3}" \
+  --idle "${BENCH_IDLE:-1000}" --idle-rounds "${BENCH_IDLE_ROUNDS:-5}" \
   --server-cpus "$SERVER_CPUS" --client-cpus "$CLIENT_CPUS" \
   --only "${BENCH_ONLY:-}" --skip "${BENCH_SKIP:-}" ${PEERS[@]+"${PEERS[@]}"} &
 pid=$!

@@ -1,0 +1,3 @@
+module graceserve.bench/c/go-server
+
+go 1.24
