@@ -479,6 +479,7 @@ impl Server {
         let max_conns = config.max_connections;
         let main = runtime.spawn(accept::run(listener, app, max_conns));
         let sh = shared.clone();
+        let queues = workers.queues();
         runtime.spawn(async move {
             let outcome = match main.await {
                 Ok(o) => o,
@@ -487,6 +488,11 @@ impl Server {
                     format!("the server task failed: {e}"),
                 ),
             };
+            // Nothing is left to serve: the worker threads may leave their runtimes now, while
+            // the waiter wakes, so that `wait` finds them gone instead of stopping them.
+            for q in &queues {
+                q.stop();
+            }
             sh.finish(outcome);
         });
 

@@ -140,6 +140,14 @@ impl Queue {
         }
     }
 
+    /// Tells the thread driving this shard to leave it: at the stop, before `wait` asks.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Every waiter: right after a hand-over two threads may wait on one shard (the
+        // replaced one still holding the runtime, the new one waiting for it).
+        self.wake.notify_waiters();
+    }
+
     /// Replaces the driver: later answers of the old one are sent directly.
     fn next_generation(&self) -> u64 {
         let mut d = lock(&self.deferred);
@@ -399,6 +407,7 @@ impl Inner {
         });
         lock(&self.runners).push(me.clone());
         let inner = self.clone();
+        let registered = me.clone();
         let spawned = std::thread::Builder::new()
             .name("graceserve".into())
             .spawn(move || inner.runner_main(me));
@@ -409,7 +418,10 @@ impl Inner {
                 threads.push(h);
                 Ok(())
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                lock(&self.runners).retain(|r| !Arc::ptr_eq(r, &registered));
+                Err(e)
+            }
         }
     }
 
@@ -657,6 +669,16 @@ impl Workers {
         }
     }
 
+    /// The shards' queues, to tell their threads to stop from inside the runtime (see
+    /// [`Queue::stop`]); holding them keeps no runtime alive.
+    pub(crate) fn queues(&self) -> Vec<Arc<Queue>> {
+        self.inner()
+            .shards
+            .iter()
+            .map(|s| s.queue.clone())
+            .collect()
+    }
+
     /// How connections are placed on shards.
     pub(crate) fn placement(&self) -> Placement {
         Placement {
@@ -687,10 +709,7 @@ impl Workers {
             inner.stopping.store(true, Ordering::SeqCst);
         }
         for s in &inner.shards {
-            s.queue.stop.store(true, Ordering::SeqCst);
-            // Every waiter: right after a hand-over two threads may wait on one shard (the
-            // replaced one still holding the runtime, the new one waiting for it).
-            s.queue.wake.notify_waiters();
+            s.queue.stop();
         }
         inner.spare_cv.notify_all();
         if let Some(t) = lock(&inner.watchdog).as_ref() {
