@@ -332,19 +332,12 @@ def callgrind_total(v: Variant, n: int, args: argparse.Namespace) -> int:
         stop_server(p, v.label + " (callgrind)")
     finally:
         stop_quiet(p)
-    total = 0
-    # Every thread's file when callgrind writes one per thread; one file otherwise.
-    for f in sorted(os.listdir(args.out)):
-        if f == os.path.basename(out) or f.startswith(os.path.basename(out) + "-"):
-            with open(os.path.join(args.out, f)) as fh:
-                for line in fh:
-                    if line.startswith(("summary:", "totals:")):
-                        total += int(line.split()[1])
-                        break
-            os.remove(os.path.join(args.out, f))
-    if not total:
-        raise BenchError(f"no totals in {out}")
-    return total
+    # The file stays, for callgrind_annotate.
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise BenchError(f"no totals in {out}")
 
 
 def insn_phase(variants: list[Variant], args: argparse.Namespace, res: Results) -> None:
