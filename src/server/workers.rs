@@ -12,13 +12,14 @@
 //! bench/c/RESULTS.md, "Dispatch").
 //!
 //! A job that blocks (a handler that sleeps, takes a lock, waits on a database) would stall the
-//! shard's other connections. The watchdog looks every [`STALL_TICK`]: a thread seen in the
-//! same job at two looks in a row is replaced — the watchdog gives its shard to a spare thread,
-//! which takes the runtime over (`block_on` on a current-thread runtime takes the core the
-//! stuck thread left behind when its own `block_on` returned). The stuck thread finishes its
-//! job and becomes a spare. So a blocking handler holds up the rest of its shard for one or two
-//! ticks, and up to `handler_threads` handlers may block at once — the hand-off Go's runtime
-//! does for threads stuck in system calls.
+//! shard's other connections. The watchdog looks at the threads every [`STALL_TICK`] (backing
+//! off to [`MAX_TICK`] while nothing blocks): a thread seen in the same job at two looks in a
+//! row is replaced — the watchdog gives its shard to a spare thread, which takes the runtime
+//! over (`block_on` on a current-thread runtime takes the core the stuck thread left behind
+//! when its own `block_on` returned). The stuck thread finishes its job and becomes a spare.
+//! So a blocking handler holds up the rest of its shard for one to two ticks (up to ~20 ms for
+//! the first one after a calm spell), and up to `handler_threads` handlers may block at once —
+//! the hand-off Go's runtime (sysmon) does for threads stuck in system calls.
 //!
 //! On WASI there are no threads: one shard, driven by whoever waits for the server, and every
 //! handler inline.
