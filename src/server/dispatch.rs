@@ -184,8 +184,46 @@ fn call(cs: &ConnShared, parts: http::request::Parts, body: Bytes) -> Started {
     // Run by the thread that drives this worker, once its ready tasks have run (see
     // `workers`). If the worker stops first, the call is dropped, the reply with it, and the
     // client gets a 500.
+    let mut request = request;
+    detach(&mut request);
     cs.queue.submit(Call { request, reply });
     Started::Handler(rx)
+}
+
+/// Bodies up to this size are copied out of the connection's read buffer (see [`detach`]).
+const DETACH_BODY_MAX: usize = 4096;
+
+/// Gives a request that waits for its handler its own copy of what hyper hands out as slices of
+/// the connection's read buffer (header values, a small body). Otherwise the buffer stays shared
+/// while the handler runs, and hyper, reading on meanwhile, has to allocate a fresh one for
+/// every request (an 8 KiB allocation on malloc's slow path: 0.5 us per request, measured);
+/// this costs two small allocations and a copy of a few bytes.
+fn detach(request: &mut Request) {
+    let headers = &mut request.headers;
+    let total: usize = headers.values().map(|v| v.len()).sum();
+    if total > 0 {
+        let mut buf = bytes::BytesMut::with_capacity(total);
+        for v in headers.values() {
+            buf.extend_from_slice(v.as_bytes());
+        }
+        let all = buf.freeze();
+        let mut at = 0;
+        // values_mut() visits the values in the order values() did.
+        for v in headers.values_mut() {
+            let n = v.len();
+            // SAFETY: the bytes are a copy of `v`'s, which a HeaderValue already holds, so
+            // they are a valid header value.
+            let mut own =
+                unsafe { http::HeaderValue::from_maybe_shared_unchecked(all.slice(at..at + n)) };
+            own.set_sensitive(v.is_sensitive());
+            *v = own;
+            at += n;
+        }
+    }
+    let body = &mut request.body;
+    if !body.is_empty() && body.len() <= DETACH_BODY_MAX {
+        *body = Bytes::copy_from_slice(body);
+    }
 }
 
 /// What the worker threads run for each queued call.
