@@ -77,7 +77,7 @@
 #include <stdint.h>
 
 /** Initialiser for a server_options with every default (same as server_options_init). */
-#define SERVER_OPTIONS_INIT { SERVER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, SERVER_SIGNALS_LIBRARY, 5000, 0, 512, false, 10000, 30000, 60000, 65536, 8388608, 0, 0, 0, NULL, NULL, NULL }
+#define SERVER_OPTIONS_INIT { SERVER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, SERVER_SIGNALS_LIBRARY, 5000, 0, 512, false, 10000, 30000, 60000, 65536, 8388608, 0, 0, 0, NULL, NULL, NULL, SERVER_SD_NOTIFY_AUTO, false, 10000 }
 
 /** Initialiser for a server_stats to pass to server_instance_get_stats / server_get_stats. */
 #define SERVER_STATS_INIT { SERVER_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 }
@@ -103,7 +103,7 @@
 /**
  * The newest options layout this header describes. Pass it to `server_options_init`.
  */
-#define SERVER_OPTIONS_VERSION 2
+#define SERVER_OPTIONS_VERSION 3
 
 /**
  * The library handles SIGINT/SIGTERM itself while the server runs (default).
@@ -115,6 +115,17 @@
  * `server_instance_notify_signal` for an instance) or calls shutdown itself.
  */
 #define SERVER_SIGNALS_HOST 1
+
+/**
+ * `server_options.sd_notify`: speak the systemd notification protocol when `NOTIFY_SOCKET` is
+ * set (default).
+ */
+#define SERVER_SD_NOTIFY_AUTO 0
+
+/**
+ * `server_options.sd_notify`: never send systemd notifications.
+ */
+#define SERVER_SD_NOTIFY_OFF 1
 
 /**
  * `server_shutdown(SERVER_TIMEOUT_INFINITE)` drains without a deadline.
@@ -162,6 +173,11 @@ enum server_stop_cause
    * started (exit status 1).
    */
   SERVER_CAUSE_INVALID_OPTIONS = 7,
+  /**
+   * An in-place upgrade handed the listener to a new process and this one drained in time
+   * (exit status 0).
+   */
+  SERVER_CAUSE_UPGRADED = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -188,6 +204,14 @@ enum server_event_kind
    * The server stopped: graceful in N ms, or forced with the number of connections cut.
    */
   SERVER_EVENT_STOPPED = 2,
+  /**
+   * An in-place upgrade's new process reported ready; this server drains now.
+   */
+  SERVER_EVENT_UPGRADE_READY = 3,
+  /**
+   * An in-place upgrade failed (the message says why); this server keeps serving.
+   */
+  SERVER_EVENT_UPGRADE_FAILED = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -295,6 +319,11 @@ enum server_result
    * The caller's buffer is too small.
    */
   SERVER_ERR_BUFFER_TOO_SMALL = 21,
+  /**
+   * An in-place upgrade failed: the new process could not start, exited, or did not report
+   * ready in time. The server keeps serving; `server_last_error` says why.
+   */
+  SERVER_ERR_UPGRADE = 22,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -480,6 +509,25 @@ typedef struct server_options {
    * concurrently with itself for one server; it must not block.
    */
   server_event_fn on_event;
+  /**
+   * `SERVER_SD_NOTIFY_AUTO` (0, default): when `NOTIFY_SOCKET` is set, send `READY=1` (with
+   * `MAINPID=`) once serving, `STOPPING=1` when a drain is requested, `STATUS=` lines, and
+   * `WATCHDOG=1` at half of `WATCHDOG_USEC` from the server's own runtime (a wedged runtime
+   * stops pinging). Path and abstract (`@`) sockets. `SERVER_SD_NOTIFY_OFF`: never. In a
+   * process with several servers, leave it on for one. The environment is never changed.
+   */
+  uint32_t sd_notify;
+  /**
+   * SIGHUP starts an in-place upgrade (`server_instance_upgrade` with this program and its
+   * own arguments): with `SERVER_SIGNALS_LIBRARY` the library catches SIGHUP too; with
+   * `SERVER_SIGNALS_HOST` a forwarded SIGHUP does it. False (default): the library leaves
+   * SIGHUP alone. A failed upgrade is reported through `on_event`.
+   */
+  bool upgrade_on_sighup;
+  /**
+   * How long an upgrade waits for the new process to report ready, ms (default 10000).
+   */
+  uint32_t upgrade_timeout_ms;
 } server_options;
 
 /**
@@ -703,6 +751,31 @@ server_stop_cause server_instance_stop_cause(const struct server_instance *srv);
 void server_instance_free(struct server_instance *srv);
 
 /**
+ * In-place upgrade: starts `program` with `argv` (a NULL-terminated array, `argv[0]`
+ * first; both NULL: a fresh copy of this very program, by its path, with this process's
+ * own arguments) with `srv`'s listening socket handed over as descriptor 3 (with
+ * `LISTEN_FDS=1` and `LISTEN_PID`, so a graceserve program asking for the same address,
+ * `systemd` or `fd:3` adopts it instead of binding). Waits up to `timeout_ms` (0: the
+ * option `upgrade_timeout_ms`) for the new process to report ready — the systemd protocol,
+ * with this process in systemd's place (its `NOTIFY_SOCKET` is ours) — then starts `srv`'s
+ * drain with its pre-drain delay and signal deadline, and returns: `srv`'s wait then
+ * returns 0 with `SERVER_CAUSE_UPGRADED` once it has drained. Both processes accept on the
+ * socket meanwhile, so no connection is refused. Under systemd, the new process is
+ * announced with `MAINPID=` (use `NotifyAccess=all`).
+ *
+ * Returns `SERVER_OK` (`*out_pid`, if not NULL, gets the new process id);
+ * `SERVER_ERR_UPGRADE` when the new process could not start, exited, or did not report
+ * ready in time (it is stopped; `srv` keeps serving; `server_last_error()` says why);
+ * `SERVER_ERR_INVALID_ARGUMENT`, `SERVER_ERR_NULL_PARAMETER`. Blocks up to the timeout:
+ * not from an `inline_handler`. Not on WASI (always `SERVER_ERR_UPGRADE`).
+ */
+int server_instance_upgrade(struct server_instance *srv,
+                            const char *program,
+                            const char *const *argv,
+                            uint32_t timeout_ms,
+                            uint32_t *out_pid);
+
+/**
  * Returns the exit status a stop cause amounts to, as `server_wait` returns it: 0 for
  * the graceful causes, 1 for the others. `SERVER_ERR_NOT_RUNNING` for
  * `SERVER_CAUSE_NONE` (nothing stopped yet) and `SERVER_ERR_INVALID_ARGUMENT` for a value
@@ -788,6 +861,17 @@ int server_notify_signal(int signum);
  * start). Any thread.
  */
 server_stop_cause server_last_stop_cause(void);
+
+/**
+ * `server_instance_upgrade` for the default server: starts a successor with the
+ * listener handed over, waits for it to report ready, then drains. Returns `SERVER_OK`,
+ * `SERVER_ERR_UPGRADE` (the default server keeps serving; `server_last_error()` says
+ * why), `SERVER_ERR_INVALID_ARGUMENT` or `SERVER_ERR_NOT_RUNNING`.
+ */
+int server_upgrade(const char *program,
+                   const char *const *argv,
+                   uint32_t timeout_ms,
+                   uint32_t *out_pid);
 
 /**
  * Returns 1 from the moment a drain of the default server was requested (including

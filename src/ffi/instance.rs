@@ -47,6 +47,9 @@ pub enum server_stop_cause {
     /// The start rejected the options (version, out-of-range value, bad UTF-8) before anything
     /// started (exit status 1).
     SERVER_CAUSE_INVALID_OPTIONS = 7,
+    /// An in-place upgrade handed the listener to a new process and this one drained in time
+    /// (exit status 0).
+    SERVER_CAUSE_UPGRADED = 8,
 }
 
 impl From<StopCause> for server_stop_cause {
@@ -60,6 +63,7 @@ impl From<StopCause> for server_stop_cause {
             StopCause::RuntimeFailed => SERVER_CAUSE_RUNTIME_FAILED,
             StopCause::ForcedDeadline => SERVER_CAUSE_FORCED_DEADLINE,
             StopCause::ForcedSecondSignal => SERVER_CAUSE_FORCED_SECOND_SIGNAL,
+            StopCause::Upgraded => SERVER_CAUSE_UPGRADED,
         }
     }
 }
@@ -73,6 +77,7 @@ fn cause_from_u32(v: u32) -> Option<StopCause> {
         5 => StopCause::ForcedDeadline,
         6 => StopCause::ForcedSecondSignal,
         7 => StopCause::InvalidOptions,
+        8 => StopCause::Upgraded,
         _ => return None,
     })
 }
@@ -477,6 +482,111 @@ ffi_fn! {
             drop(unsafe { Box::from_raw(srv) });
         }
     }
+}
+
+/// Reads the optional program path and NULL-terminated argv of an upgrade call.
+unsafe fn upgrade_command(
+    program: *const c_char,
+    argv: *const *const c_char,
+) -> Result<Option<crate::upgrade::UpgradeCommand>, c_int> {
+    use std::ffi::{CStr, OsString};
+    use std::os::unix::ffi::OsStringExt;
+    if program.is_null() {
+        if !argv.is_null() {
+            return Err(fail(
+                server_result::SERVER_ERR_INVALID_ARGUMENT,
+                "argv needs a program: pass both, or neither for this program with its own arguments",
+            ));
+        }
+        return Ok(None);
+    }
+    // SAFETY: non-NULL, NUL-terminated per the contract.
+    let p = unsafe { CStr::from_ptr(program) };
+    let mut args = Vec::new();
+    if argv.is_null() {
+        args.push(OsString::from_vec(p.to_bytes().to_vec()));
+    } else {
+        for i in 0..4096 {
+            // SAFETY: the caller promises a NULL-terminated array of C strings.
+            let a = unsafe { *argv.add(i) };
+            if a.is_null() {
+                break;
+            }
+            // SAFETY: as above.
+            args.push(OsString::from_vec(
+                unsafe { CStr::from_ptr(a) }.to_bytes().to_vec(),
+            ));
+        }
+        if args.is_empty() {
+            return Err(fail(
+                server_result::SERVER_ERR_INVALID_ARGUMENT,
+                "argv is empty: it needs at least argv[0]",
+            ));
+        }
+    }
+    Ok(Some(crate::upgrade::UpgradeCommand {
+        program: OsString::from_vec(p.to_bytes().to_vec()).into(),
+        args,
+    }))
+}
+
+/// The shared body of `server_instance_upgrade` and `server_upgrade`.
+pub(super) unsafe fn upgrade(
+    srv: &Server,
+    program: *const c_char,
+    argv: *const *const c_char,
+    timeout_ms: u32,
+    out_pid: *mut u32,
+) -> c_int {
+    let cmd = match unsafe { upgrade_command(program, argv) } {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let timeout = (timeout_ms != 0).then(|| Duration::from_millis(timeout_ms as u64));
+    match srv.upgrade(cmd, timeout) {
+        Ok(pid) => {
+            if !out_pid.is_null() {
+                // SAFETY: non-NULL per the check.
+                unsafe { *out_pid = pid };
+            }
+            server_result::SERVER_OK as c_int
+        }
+        Err(m) => fail(
+            server_result::SERVER_ERR_UPGRADE,
+            format!("upgrade failed: {m}"),
+        ),
+    }
+}
+
+ffi_fn! {
+    /// In-place upgrade: starts `program` with `argv` (a NULL-terminated array, `argv[0]`
+    /// first; both NULL: a fresh copy of this very program, by its path, with this process's
+    /// own arguments) with `srv`'s listening socket handed over as descriptor 3 (with
+    /// `LISTEN_FDS=1` and `LISTEN_PID`, so a graceserve program asking for the same address,
+    /// `systemd` or `fd:3` adopts it instead of binding). Waits up to `timeout_ms` (0: the
+    /// option `upgrade_timeout_ms`) for the new process to report ready — the systemd protocol,
+    /// with this process in systemd's place (its `NOTIFY_SOCKET` is ours) — then starts `srv`'s
+    /// drain with its pre-drain delay and signal deadline, and returns: `srv`'s wait then
+    /// returns 0 with `SERVER_CAUSE_UPGRADED` once it has drained. Both processes accept on the
+    /// socket meanwhile, so no connection is refused. Under systemd, the new process is
+    /// announced with `MAINPID=` (use `NotifyAccess=all`).
+    ///
+    /// Returns `SERVER_OK` (`*out_pid`, if not NULL, gets the new process id);
+    /// `SERVER_ERR_UPGRADE` when the new process could not start, exited, or did not report
+    /// ready in time (it is stopped; `srv` keeps serving; `server_last_error()` says why);
+    /// `SERVER_ERR_INVALID_ARGUMENT`, `SERVER_ERR_NULL_PARAMETER`. Blocks up to the timeout:
+    /// not from an `inline_handler`. Not on WASI (always `SERVER_ERR_UPGRADE`).
+    unsafe fn server_instance_upgrade(
+        srv: *mut server_instance,
+        program: *const c_char,
+        argv: *const *const c_char,
+        timeout_ms: u32,
+        out_pid: *mut u32,
+    ) -> c_int {
+        check_null!(srv, "srv");
+        let s = unsafe { inst(srv) }.expect("checked");
+        unsafe { upgrade(&s.server, program, argv, timeout_ms, out_pid) }
+    } ?= server_result::SERVER_ERR_PANIC as c_int
 }
 
 ffi_fn! {

@@ -206,6 +206,24 @@ ffi_fn! {
 }
 
 ffi_fn! {
+    /// `server_instance_upgrade` for the default server: starts a successor with the
+    /// listener handed over, waits for it to report ready, then drains. Returns `SERVER_OK`,
+    /// `SERVER_ERR_UPGRADE` (the default server keeps serving; `server_last_error()` says
+    /// why), `SERVER_ERR_INVALID_ARGUMENT` or `SERVER_ERR_NOT_RUNNING`.
+    unsafe fn server_upgrade(
+        program: *const c_char,
+        argv: *const *const c_char,
+        timeout_ms: u32,
+        out_pid: *mut u32,
+    ) -> c_int {
+        let Ok(srv) = running() else {
+            return not_running();
+        };
+        unsafe { instance::upgrade(&srv, program, argv, timeout_ms, out_pid) }
+    } ?= server_result::SERVER_ERR_PANIC as c_int
+}
+
+ffi_fn! {
     /// Returns 1 from the moment a drain of the default server was requested (including
     /// during the pre-drain delay), else 0 (also when none runs). Any thread.
     fn server_drain_requested() -> c_int {

@@ -59,7 +59,7 @@ pub(crate) struct SignalGuard {
 }
 
 impl SignalGuard {
-    pub(crate) fn claim(listen: Listen) -> Result<SignalGuard, String> {
+    pub(crate) fn claim(listen: Listen, _also: &[i32]) -> Result<SignalGuard, String> {
         Ok(SignalGuard {
             stdin: listen == Listen::Real,
             inbox: Arc::default(),

@@ -16,11 +16,15 @@ SERVER_ABI_VERSION = 2
 
 SERVER_STATS_VERSION = 2
 
-SERVER_OPTIONS_VERSION = 2
+SERVER_OPTIONS_VERSION = 3
 
 SERVER_SIGNALS_LIBRARY = 0
 
 SERVER_SIGNALS_HOST = 1
+
+SERVER_SD_NOTIFY_AUTO = 0
+
+SERVER_SD_NOTIFY_OFF = 1
 
 SERVER_TIMEOUT_INFINITE = 4294967295
 
@@ -51,6 +55,10 @@ SERVER_CAUSE_FORCED_SECOND_SIGNAL = 6
 # started (exit status 1).
 SERVER_CAUSE_INVALID_OPTIONS = 7
 
+# An in-place upgrade handed the listener to a new process and this one drained in time
+# (exit status 0).
+SERVER_CAUSE_UPGRADED = 8
+
 # -- enum server_event_kind -------------------------------------------------------------------
 
 # A drain was requested: the pre-drain delay (if any) or the drain begins. The message
@@ -59,6 +67,12 @@ SERVER_EVENT_DRAIN_STARTED = 1
 
 # The server stopped: graceful in N ms, or forced with the number of connections cut.
 SERVER_EVENT_STOPPED = 2
+
+# An in-place upgrade's new process reported ready; this server drains now.
+SERVER_EVENT_UPGRADE_READY = 3
+
+# An in-place upgrade failed (the message says why); this server keeps serving.
+SERVER_EVENT_UPGRADE_FAILED = 4
 
 # -- enum server_result -----------------------------------------------------------------------
 
@@ -128,6 +142,10 @@ SERVER_DRAINING = 20
 
 # The caller's buffer is too small.
 SERVER_ERR_BUFFER_TOO_SMALL = 21
+
+# An in-place upgrade failed: the new process could not start, exited, or did not report
+# ready in time. The server keeps serving; `server_last_error` says why.
+SERVER_ERR_UPGRADE = 22
 
 # -- types ------------------------------------------------------------------------------------
 
@@ -269,6 +287,19 @@ server_options._fields_ = [
     # message to print or log; NULL (default): none. Runs on a library thread, never
     # concurrently with itself for one server; it must not block.
     ("on_event", server_event_fn),
+    # `SERVER_SD_NOTIFY_AUTO` (0, default): when `NOTIFY_SOCKET` is set, send `READY=1` (with
+    # `MAINPID=`) once serving, `STOPPING=1` when a drain is requested, `STATUS=` lines, and
+    # `WATCHDOG=1` at half of `WATCHDOG_USEC` from the server's own runtime (a wedged runtime
+    # stops pinging). Path and abstract (`@`) sockets. `SERVER_SD_NOTIFY_OFF`: never. In a
+    # process with several servers, leave it on for one. The environment is never changed.
+    ("sd_notify", ctypes.c_uint32),
+    # SIGHUP starts an in-place upgrade (`server_instance_upgrade` with this program and its
+    # own arguments): with `SERVER_SIGNALS_LIBRARY` the library catches SIGHUP too; with
+    # `SERVER_SIGNALS_HOST` a forwarded SIGHUP does it. False (default): the library leaves
+    # SIGHUP alone. A failed upgrade is reported through `on_event`.
+    ("upgrade_on_sighup", ctypes.c_bool),
+    # How long an upgrade waits for the new process to report ready, ms (default 10000).
+    ("upgrade_timeout_ms", ctypes.c_uint32),
 ]
 
 server_stats._fields_ = [
@@ -427,6 +458,25 @@ class Lib:
     # NULL does nothing. Exactly once per handle, as its last call.
     server_instance_free: Callable[[Optional[int]], None]
 
+    # In-place upgrade: starts `program` with `argv` (a NULL-terminated array, `argv[0]`
+    # first; both NULL: a fresh copy of this very program, by its path, with this process's
+    # own arguments) with `srv`'s listening socket handed over as descriptor 3 (with
+    # `LISTEN_FDS=1` and `LISTEN_PID`, so a graceserve program asking for the same address,
+    # `systemd` or `fd:3` adopts it instead of binding). Waits up to `timeout_ms` (0: the
+    # option `upgrade_timeout_ms`) for the new process to report ready — the systemd protocol,
+    # with this process in systemd's place (its `NOTIFY_SOCKET` is ours) — then starts `srv`'s
+    # drain with its pre-drain delay and signal deadline, and returns: `srv`'s wait then
+    # returns 0 with `SERVER_CAUSE_UPGRADED` once it has drained. Both processes accept on the
+    # socket meanwhile, so no connection is refused. Under systemd, the new process is
+    # announced with `MAINPID=` (use `NotifyAccess=all`).
+    #
+    # Returns `SERVER_OK` (`*out_pid`, if not NULL, gets the new process id);
+    # `SERVER_ERR_UPGRADE` when the new process could not start, exited, or did not report
+    # ready in time (it is stopped; `srv` keeps serving; `server_last_error()` says why);
+    # `SERVER_ERR_INVALID_ARGUMENT`, `SERVER_ERR_NULL_PARAMETER`. Blocks up to the timeout:
+    # not from an `inline_handler`. Not on WASI (always `SERVER_ERR_UPGRADE`).
+    server_instance_upgrade: Callable[[Optional[int], Optional[bytes], Any, int, Any], int]
+
     # Returns the exit status a stop cause amounts to, as `server_wait` returns it: 0 for
     # the graceful causes, 1 for the others. `SERVER_ERR_NOT_RUNNING` for
     # `SERVER_CAUSE_NONE` (nothing stopped yet) and `SERVER_ERR_INVALID_ARGUMENT` for a value
@@ -499,6 +549,12 @@ class Lib:
     # Returns why the default server stopped (`SERVER_CAUSE_NONE` while it runs or before any
     # start). Any thread.
     server_last_stop_cause: Callable[[], int]
+
+    # `server_instance_upgrade` for the default server: starts a successor with the
+    # listener handed over, waits for it to report ready, then drains. Returns `SERVER_OK`,
+    # `SERVER_ERR_UPGRADE` (the default server keeps serving; `server_last_error()` says
+    # why), `SERVER_ERR_INVALID_ARGUMENT` or `SERVER_ERR_NOT_RUNNING`.
+    server_upgrade: Callable[[Optional[bytes], Any, int, Any], int]
 
     # Returns 1 from the moment a drain of the default server was requested (including
     # during the pre-drain delay), else 0 (also when none runs). Any thread.
@@ -694,6 +750,10 @@ class Lib:
         f.argtypes = [ctypes.c_void_p]
         f.restype = None
         self.server_instance_free = f
+        f = dll.server_instance_upgrade
+        f.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]
+        f.restype = ctypes.c_int
+        self.server_instance_upgrade = f
         f = dll.server_stop_cause_exit_status
         f.argtypes = [ctypes.c_uint32]
         f.restype = ctypes.c_int
@@ -722,6 +782,10 @@ class Lib:
         f.argtypes = []
         f.restype = ctypes.c_uint32
         self.server_last_stop_cause = f
+        f = dll.server_upgrade
+        f.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]
+        f.restype = ctypes.c_int
+        self.server_upgrade = f
         f = dll.server_drain_requested
         f.argtypes = []
         f.restype = ctypes.c_int
@@ -832,6 +896,7 @@ FUNCTIONS = (
     "server_instance_drain_requested",
     "server_instance_stop_cause",
     "server_instance_free",
+    "server_instance_upgrade",
     "server_stop_cause_exit_status",
     "server_start",
     "server_shutdown",
@@ -839,6 +904,7 @@ FUNCTIONS = (
     "server_wait_timeout",
     "server_notify_signal",
     "server_last_stop_cause",
+    "server_upgrade",
     "server_drain_requested",
     "server_local_port",
     "server_local_addr",
