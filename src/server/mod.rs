@@ -309,9 +309,7 @@ impl Shared {
     fn upgrade(&self, cmd: Option<UpgradeCommand>, timeout: Duration) -> Result<u32, String> {
         let r = self.try_upgrade(cmd, timeout);
         match &r {
-            Ok(pid) => self.emit(EventKind::UpgradeReady, || {
-                format!("upgrade: the new process (pid {pid}) is ready; draining this one")
-            }),
+            Ok(_) => {}
             Err(m) => {
                 self.emit(EventKind::UpgradeFailed, || {
                     format!("upgrade failed: {m}; still serving")
@@ -374,6 +372,9 @@ impl Shared {
             &|| self.drain_requested.load(Ordering::SeqCst),
         )?;
         drop(handover);
+        self.emit(EventKind::UpgradeReady, || {
+            format!("upgrade: the new process (pid {pid}) is ready; draining this one")
+        });
         if let Some(n) = &self.notifier {
             n.send(&format!(
                 "MAINPID={pid}\nSTATUS=handed over to pid {pid}; draining\n"

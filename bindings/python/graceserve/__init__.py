@@ -25,6 +25,7 @@ from ._errors import (
     PermissionDeniedError,
     RequestClosedError,
     StartError,
+    UpgradeError,
     WrongThreadError,
 )
 from ._loader import ENV_VAR, LibraryNotFoundError, LibraryVersionError
@@ -65,6 +66,7 @@ __all__ = [
     "StartError",
     "Stats",
     "StopCause",
+    "UpgradeError",
     "WrongThreadError",
     "library_path",
     "library_version",
