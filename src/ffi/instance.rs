@@ -145,11 +145,19 @@ pub(super) struct StartFailure {
 }
 
 /// Reads the options and starts a server: the one start path for instances and the default
-/// server.
+/// server. A failure is recorded as the thread's last error, with the cause it amounts to.
 pub(super) unsafe fn start(
     opts: *const server_options,
     target: Target,
 ) -> Result<Server, StartFailure> {
+    let r = unsafe { start_inner(opts, target) };
+    if let Err(f) = &r {
+        set_last_error_with_cause(f.code, f.message.clone(), f.outcome.cause.into());
+    }
+    r
+}
+
+unsafe fn start_inner(opts: *const server_options, target: Target) -> Result<Server, StartFailure> {
     let (cfg, handler) = match unsafe { read_options(opts, target) } {
         Ok(v) => v,
         Err((code, message)) => {
@@ -328,10 +336,7 @@ ffi_fn! {
                 unsafe { *out = Box::into_raw(handle) };
                 server_result::SERVER_OK as c_int
             }
-            Err(f) => {
-                set_last_error_with_cause(f.code, f.message, f.outcome.cause.into());
-                f.code as c_int
-            }
+            Err(f) => f.code as c_int,
         }
     } ?= server_result::SERVER_ERR_PANIC as c_int
 }
@@ -484,13 +489,25 @@ ffi_fn! {
     }
 }
 
+/// Bytes (as a C string gives them) as an OS string, whatever their encoding.
+#[cfg(not(target_os = "wasi"))]
+fn os_from_bytes(b: Vec<u8>) -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+    std::ffi::OsString::from_vec(b)
+}
+
+/// On WASI (where upgrades are refused anyway) the stable std has no byte conversion.
+#[cfg(target_os = "wasi")]
+fn os_from_bytes(b: Vec<u8>) -> std::ffi::OsString {
+    String::from_utf8_lossy(&b).into_owned().into()
+}
+
 /// Reads the optional program path and NULL-terminated argv of an upgrade call.
 unsafe fn upgrade_command(
     program: *const c_char,
     argv: *const *const c_char,
 ) -> Result<Option<crate::upgrade::UpgradeCommand>, c_int> {
-    use std::ffi::{CStr, OsString};
-    use std::os::unix::ffi::OsStringExt;
+    use std::ffi::CStr;
     if program.is_null() {
         if !argv.is_null() {
             return Err(fail(
@@ -504,7 +521,7 @@ unsafe fn upgrade_command(
     let p = unsafe { CStr::from_ptr(program) };
     let mut args = Vec::new();
     if argv.is_null() {
-        args.push(OsString::from_vec(p.to_bytes().to_vec()));
+        args.push(os_from_bytes(p.to_bytes().to_vec()));
     } else {
         for i in 0..4096 {
             // SAFETY: the caller promises a NULL-terminated array of C strings.
@@ -513,7 +530,7 @@ unsafe fn upgrade_command(
                 break;
             }
             // SAFETY: as above.
-            args.push(OsString::from_vec(
+            args.push(os_from_bytes(
                 unsafe { CStr::from_ptr(a) }.to_bytes().to_vec(),
             ));
         }
@@ -525,7 +542,7 @@ unsafe fn upgrade_command(
         }
     }
     Ok(Some(crate::upgrade::UpgradeCommand {
-        program: OsString::from_vec(p.to_bytes().to_vec()).into(),
+        program: os_from_bytes(p.to_bytes().to_vec()).into(),
         args,
     }))
 }

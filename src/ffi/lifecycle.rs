@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_int};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::error::{fail, server_result, set_last_error_with_cause};
+use super::error::{fail, server_result};
 use super::instance::{self, server_stats, server_stop_cause};
 use super::options::{server_options, Target};
 use crate::outcome::Outcome;
@@ -91,7 +91,6 @@ ffi_fn! {
             }
             Err(f) => {
                 // A failed start, like a failed bind: server_wait() now returns 1.
-                set_last_error_with_cause(f.code, f.message, f.outcome.cause.into());
                 *s = Slot::Stopped(f.outcome);
                 f.code as c_int
             }
