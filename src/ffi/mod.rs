@@ -13,9 +13,11 @@ mod panic;
 pub mod error;
 pub mod lifecycle;
 pub mod options;
+pub mod queue;
 pub mod request;
 
 pub use error::*;
 pub use lifecycle::*;
 pub use options::*;
+pub use queue::*;
 pub use request::*;

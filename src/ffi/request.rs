@@ -25,6 +25,8 @@ pub struct server_request {
     query: CString,
     /// Formatted on first use: most handlers never ask.
     remote: std::sync::OnceLock<CString>,
+    /// `server_request_head`'s packed copy, made on first use.
+    head: std::sync::OnceLock<Vec<u8>>,
 }
 
 /// A streamed response body. Opaque. Created by `server_respond_stream`, written with
@@ -94,11 +96,26 @@ impl crate::Handler for FfiHandler {
             path: cstring_lossy(&req.path),
             query: cstring_lossy(&req.query),
             remote: std::sync::OnceLock::new(),
+            head: std::sync::OnceLock::new(),
             req,
             reply: Mutex::new(Some(reply)),
         });
         // SAFETY: the host's callback, with its userdata; ownership of the request passes to it.
         unsafe { (self.cb)(self.userdata, Box::into_raw(boxed)) };
+    }
+}
+
+impl server_request {
+    /// Answers `503 Service Unavailable` (for a host that no longer takes requests) and frees
+    /// the request.
+    pub(crate) fn reject_unavailable(self: Box<Self>) {
+        let reply = self.reply.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(reply) = reply {
+            let _ = reply.send(crate::handler::text_response(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable\n",
+            ));
+        }
     }
 }
 
@@ -167,6 +184,70 @@ pub unsafe extern "C" fn server_request_version(req: *const server_request) -> c
             Some(_) => 0,
             None => 0,
         }
+    })
+}
+
+/// Points `*out`/`*out_len` at the whole request head packed in one buffer, for bindings in
+/// languages where each foreign call is costly: NUL-terminated fields, in this order —
+/// method, path (as sent), query (without `?`), peer address (`IP:PORT`, empty when unknown),
+/// HTTP version (`1.0`, `1.1` or `2`), body length (decimal), then each header field's
+/// lower-case name and value, in the order of `server_request_header_at`. No field contains a
+/// NUL byte. Valid until `server_request_free(req)`.
+///
+/// Returns `SERVER_OK` or `SERVER_ERR_NULL_PARAMETER`. One thread at a time per request.
+#[no_mangle]
+pub unsafe extern "C" fn server_request_head(
+    req: *const server_request,
+    out: *mut *const u8,
+    out_len: *mut usize,
+) -> c_int {
+    ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
+        check_null!(req, "req");
+        check_null!(out, "out");
+        check_null!(out_len, "out_len");
+        // SAFETY: checked non-NULL; the caller owns a live request.
+        let r = unsafe { &*req };
+        let head = r.head.get_or_init(|| {
+            let rq = &r.req;
+            let version = match rq.version {
+                http::Version::HTTP_10 => "1.0",
+                http::Version::HTTP_2 => "2",
+                _ => "1.1",
+            };
+            let remote = rq.remote_addr.map(|a| a.to_string()).unwrap_or_default();
+            let body_len = rq.body.len().to_string();
+            let mut size =
+                r.method.as_bytes().len() + rq.path.len() + rq.query.len() + remote.len() + 16;
+            for (n, v) in rq.headers.iter() {
+                size += n.as_str().len() + v.as_bytes().len() + 2;
+            }
+            let mut b = Vec::with_capacity(size);
+            for field in [
+                r.method.as_bytes(),
+                r.path.as_bytes(),
+                r.query.as_bytes(),
+                remote.as_bytes(),
+                version.as_bytes(),
+                body_len.as_bytes(),
+            ] {
+                b.extend_from_slice(field);
+                b.push(0);
+            }
+            for (n, v) in rq.headers.iter() {
+                b.extend_from_slice(n.as_str().as_bytes());
+                b.push(0);
+                // A header value never holds NUL (hyper rejects it), so it cannot split a field.
+                b.extend_from_slice(v.as_bytes());
+                b.push(0);
+            }
+            b
+        });
+        // SAFETY: out and out_len are non-NULL.
+        unsafe {
+            *out = head.as_ptr();
+            *out_len = head.len();
+        }
+        server_result::SERVER_OK as c_int
     })
 }
 
@@ -302,7 +383,7 @@ pub unsafe extern "C" fn server_request_cancelled(req: *const server_request) ->
     })
 }
 
-type HeaderPairs<'a> = Vec<(&'a [u8], &'a [u8])>;
+pub(crate) type HeaderPairs<'a> = Vec<(&'a [u8], &'a [u8])>;
 
 /// Largest header name or value accepted in a response.
 const MAX_HEADER_FIELD: usize = 1 << 20;
@@ -371,6 +452,43 @@ unsafe fn collect_headers<'a>(
     Ok(v)
 }
 
+/// Header fields packed as `name\0value\0name\0value\0…` (the layout of
+/// `server_request_head`'s headers): `len` bytes at `packed`, NULL when `len` is 0.
+pub(crate) unsafe fn packed_headers<'a>(
+    packed: *const u8,
+    len: usize,
+) -> Result<HeaderPairs<'a>, c_int> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    if packed.is_null() {
+        return Err(fail(
+            server_result::SERVER_ERR_NULL_PARAMETER,
+            "argument `headers` is NULL but headers_len > 0",
+        ));
+    }
+    check_len(len, || "headers_len".into(), 10_000 * 2 * MAX_HEADER_FIELD)?;
+    // SAFETY: the caller promises `len` readable bytes.
+    let buf = unsafe { std::slice::from_raw_parts(packed, len) };
+    let Some(body) = buf.strip_suffix(&[0]) else {
+        return Err(fail(
+            server_result::SERVER_ERR_INVALID_ARGUMENT,
+            "packed headers must end with a NUL byte",
+        ));
+    };
+    let fields: Vec<&[u8]> = body.split(|b| *b == 0).collect();
+    if fields.len() % 2 != 0 || fields.len() > 20_000 {
+        return Err(fail(
+            server_result::SERVER_ERR_INVALID_ARGUMENT,
+            format!(
+                "packed headers hold {} fields: not name/value pairs (at most 10000)",
+                fields.len()
+            ),
+        ));
+    }
+    Ok(fields.chunks_exact(2).map(|p| (p[0], p[1])).collect())
+}
+
 fn take_reply(req: &server_request) -> Result<Reply, c_int> {
     req.reply
         .lock()
@@ -410,48 +528,66 @@ pub unsafe extern "C" fn server_respond(
     body_len: usize,
 ) -> c_int {
     ffi_guard!(server_result::SERVER_ERR_PANIC as c_int, {
-        check_null!(req, "req");
-        if let Err(code) = check_len(body_len, || "body_len".into(), isize::MAX as usize) {
-            return code;
-        }
-        if body.is_null() && body_len > 0 {
-            return fail(
-                server_result::SERVER_ERR_NULL_PARAMETER,
-                "argument `body` is NULL but body_len > 0",
-            );
-        }
-        // SAFETY: checked non-NULL; the caller owns a live request.
-        let r = unsafe { &*req };
-        let hs = match unsafe { collect_headers(headers, n_headers) } {
-            Ok(h) => h,
-            Err(code) => return code,
-        };
-        let body = if body_len == 0 {
-            Bytes::new()
-        } else {
-            // SAFETY: non-NULL with body_len readable bytes per the contract.
-            Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(body, body_len) })
-        };
-        let resp = match crate::handler::build_response(
-            status,
-            hs,
-            crate::handler::ResponseBody::full(body),
-        ) {
-            Ok(r) => r,
-            Err(_) => return invalid_response(status),
-        };
-        let reply = match take_reply(r) {
-            Ok(rep) => rep,
-            Err(code) => return code,
-        };
-        match reply.send(resp) {
-            Ok(()) => server_result::SERVER_OK as c_int,
-            Err(_) => fail(
-                server_result::SERVER_ERR_CLOSED,
-                "the client is gone (or the stop was forced); the response was dropped",
-            ),
+        // SAFETY: the caller's pointers, per this function's contract.
+        unsafe {
+            let hs = collect_headers(headers, n_headers);
+            respond_with(req, status, hs, body, body_len, |reply, resp| {
+                reply.send(resp)
+            })
         }
     })
+}
+
+/// `server_respond`'s checks and conversions; `deliver` hands the built response over.
+pub(crate) unsafe fn respond_with(
+    req: *mut server_request,
+    status: u16,
+    headers: Result<HeaderPairs<'_>, c_int>,
+    body: *const u8,
+    body_len: usize,
+    deliver: impl FnOnce(Reply, crate::handler::Response) -> Result<(), ReplyError>,
+) -> c_int {
+    check_null!(req, "req");
+    if let Err(code) = check_len(body_len, || "body_len".into(), isize::MAX as usize) {
+        return code;
+    }
+    if body.is_null() && body_len > 0 {
+        return fail(
+            server_result::SERVER_ERR_NULL_PARAMETER,
+            "argument `body` is NULL but body_len > 0",
+        );
+    }
+    // SAFETY: checked non-NULL; the caller owns a live request.
+    let r = unsafe { &*req };
+    let hs = match headers {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let body = if body_len == 0 {
+        Bytes::new()
+    } else {
+        // SAFETY: non-NULL with body_len readable bytes per the contract.
+        Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(body, body_len) })
+    };
+    let resp = match crate::handler::build_response(
+        status,
+        hs,
+        crate::handler::ResponseBody::full(body),
+    ) {
+        Ok(r) => r,
+        Err(_) => return invalid_response(status),
+    };
+    let reply = match take_reply(r) {
+        Ok(rep) => rep,
+        Err(code) => return code,
+    };
+    match deliver(reply, resp) {
+        Ok(()) => server_result::SERVER_OK as c_int,
+        Err(_) => fail(
+            server_result::SERVER_ERR_CLOSED,
+            "the client is gone (or the stop was forced); the response was dropped",
+        ),
+    }
 }
 
 /// Sends the status and headers of `req` now and returns, in `*out`, a stream for the body
