@@ -30,7 +30,7 @@ from ._errors import (
 from ._loader import ENV_VAR, LibraryNotFoundError, LibraryVersionError
 from ._native import LIB as _LIB
 from ._native import LIB_PATH as library_path
-from ._request import Body, HandlerResult, HeaderItems, Headers, Request, Response
+from ._request import Body, HandlerResult, HeaderItems, Headers, Request, Response, ResponseStream
 from ._server import Handler, Server, Stats, StopCause, current, serve
 
 #: The version of the loaded library (e.g. ``"0.1.0"``).
@@ -59,6 +59,7 @@ __all__ = [
     "Request",
     "RequestClosedError",
     "Response",
+    "ResponseStream",
     "Server",
     "StartError",
     "Stats",
