@@ -386,7 +386,16 @@ class Server:
                 if value or name in ("signal_drain_timeout_ms", "inline_handler"):
                     setattr(opts, name, value)
             key = 0
-            if self._handler is not None:
+            native = getattr(self._handler, "_graceserve_native_handler", None)
+            native_ud: Optional[int] = None
+            if native is not None:
+                # A handler implemented in the library itself (graceserve.asgi's request
+                # queue): no Python runs per request on library threads. It never blocks, so
+                # it runs inline on the I/O threads. native() takes a reference for the server.
+                opts.handler, native_ud, opts.userdata_drop = native()
+                opts.userdata = native_ud
+                opts.inline_handler = True
+            elif self._handler is not None:
                 key = _DISPATCH.allocate(_Dispatch(self._handler))
                 opts.handler = _HANDLER_CB
                 opts.userdata = key
@@ -396,6 +405,8 @@ class Server:
                 msg = last_error()
                 if key:
                     _DISPATCH.deallocate(key)  # when the library never took the userdata
+                if native_ud is not None and rc in (_ffi.SERVER_ERR_ALREADY_RUNNING, _ffi.SERVER_ERR_VERSION):
+                    opts.userdata_drop(native_ud)  # the library did not take that reference
                 if rc != _ffi.SERVER_ERR_ALREADY_RUNNING:
                     self._state = _STOPPED
                     self._status = 1
