@@ -7,6 +7,10 @@
 
     sys.exit(graceserve.serve("127.0.0.1:8080", hello))
 
+WSGI and ASGI applications (Flask, Django, Starlette, FastAPI, ...): ``graceserve.serve_wsgi(app)``,
+``graceserve.serve_asgi(app)``, the handlers in :mod:`graceserve.wsgi` and :mod:`graceserve.asgi`,
+or ``python -m graceserve module:app`` from the shell.
+
 The server itself is the graceserve shared library (Rust), loaded with ctypes: no compiler is
 needed at run time. It is found through ``$GRACESERVE_LIBRARY``, a copy shipped in this
 package, or the cargo target directory of the checkout this package lives in; a missing or
@@ -32,6 +36,7 @@ from ._native import LIB as _LIB
 from ._native import LIB_PATH as library_path
 from ._request import Body, HandlerResult, HeaderItems, Headers, Request, Response, ResponseStream
 from ._server import Handler, Server, Stats, StopCause, current, serve
+from ._web import serve_asgi, serve_wsgi
 
 #: The version of the loaded library (e.g. ``"0.1.0"``).
 library_version: str = (_LIB.server_version() or b"").decode()
@@ -69,4 +74,6 @@ __all__ = [
     "library_path",
     "library_version",
     "serve",
+    "serve_asgi",
+    "serve_wsgi",
 ]
