@@ -143,6 +143,7 @@ def test_bind_failure_exit_1_one_line(cli: Any) -> None:
         ["flask_app:app", "--bogus"],
         ["flask_app:"],
         ["flask_app:app", "--root-path", "api/"],
+        ["starlette_app:app", "--handler-threads", "4"],
     ],
 )
 def test_usage_errors_exit_2(cli: Any, args: List[str]) -> None:

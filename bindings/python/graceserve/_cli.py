@@ -53,8 +53,8 @@ def parser() -> argparse.ArgumentParser:
     # --drain-delay-ms (DESIGN.md §2, pre-drain delay) arrives with issue 10: it maps onto the
     # Server option of the same name in _server_options() below.
     p.add_argument("--handler-threads", type=_uint(1, 65536), default=None, metavar="N",
-                   help="WSGI: threads running the application at once (default "
-                   "min(32, CPUs + 4)); ASGI: threads handing requests to the event loop")
+                   help="WSGI only: threads running the application at once (default "
+                   "min(32, CPUs + 4)); an ASGI application runs on its event loop")
     p.add_argument("--max-body-bytes", type=_uint(1, 2**63 - 1), default=None, metavar="N",
                    help="largest request body, bytes (default 8 MiB; larger gets 413)")
     p.add_argument("--lifespan", choices=("auto", "on", "off"), default="auto",
@@ -120,6 +120,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         server.append(s)
         print(f"listening on {s.addr}", flush=True)
 
+    if interface == "asgi" and args.handler_threads is not None:
+        parser().error("--handler-threads applies to WSGI applications; an ASGI application runs on its event loop")
     opts = _server_options(args)
     try:
         if interface == "wsgi":
