@@ -5,7 +5,7 @@
 #   mypy        `mypy --strict` on the package
 #   pycparser   regenerates _ffi.py from the header for the staleness check
 #   setuptools, wheel   `pip install --no-build-isolation ./bindings/python` in the tests
-#   flask, starlette, django   real WSGI and ASGI applications for tests/python/test_{wsgi,asgi,cli,django}.py
+#   flask, starlette, django, fastapi   real WSGI and ASGI applications for tests/python/test_{wsgi,asgi,cli,django,readme_web}.py
 #                       (issue 13), pinned; the benchmark's servers are installed by
 #                       bench/python/run.sh into its own virtualenv
 command -v python3 >/dev/null || { echo "30-python: python3 is required" >&2; false; }
@@ -14,7 +14,7 @@ if ! python3 -c 'import pytest, mypy, pycparser, setuptools, wheel' 2>/dev/null 
   python3 -m pip install -q --disable-pip-version-check --root-user-action=ignore \
     pytest mypy pycparser 'setuptools>=61' wheel
 fi
-PY_APPS="flask==3.1.3 starlette==1.10.0 django==5.2.19"
+PY_APPS="flask==3.1.3 starlette==1.10.0 django==5.2.19 fastapi==0.165.0"
 if ! python3 - $PY_APPS <<'PY' 2>/dev/null
 import sys
 from importlib.metadata import version
