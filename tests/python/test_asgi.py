@@ -4,11 +4,14 @@ in-process by graceserve.asgi.ASGIHandler (requests through the library's queue)
 from __future__ import annotations
 
 
+import asyncio
+import contextlib
 import hashlib
 import http.client
 import json
 import os
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -348,3 +351,45 @@ def test_serve_asgi_on_a_thread(tmp_path: Path) -> None:
 
 
 
+
+
+def test_http2_requests_reach_the_app_as_http_version_2(serve: Any) -> None:
+    """h2c (prior knowledge) on the same port, many streams per connection (h2load, installed
+    by the project's setup): the scope says "2"."""
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        status = 200 if scope["http_version"] == "2" else 400
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": scope["http_version"].encode()})
+
+    s = serve(app, lifespan="off")
+    out = subprocess.run(
+        ["h2load", "-n", "200", "-c", "2", "-m", "20", f"http://{s.addr[0]}:{s.addr[1]}/"],
+        capture_output=True, text=True, timeout=60,
+    ).stdout
+    assert "200 succeeded" in out and "status codes: 200 2xx" in out, out
+    assert request(s.addr, "GET", "/")[::2] == (400, b"1.1")
+
+
+def test_several_receive_waits_all_see_the_disconnect(serve: Any) -> None:
+    seen: Dict[str, Any] = {}
+
+    async def app(scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        await receive()
+        # one wait cancelled at once (Starlette's is_disconnected), two real ones
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(receive(), 0.001)
+        seen["messages"] = await asyncio.gather(receive(), receive())
+
+    s = serve(app, lifespan="off")
+    c = socket.create_connection(s.addr)
+    c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert wait_until(lambda: s.server.stats().requests_active == 1)
+    time.sleep(0.1)
+    c.close()
+    assert wait_until(lambda: "messages" in seen, 5)
+    assert seen["messages"] == [{"type": "http.disconnect"}] * 2

@@ -205,7 +205,7 @@ class _Cycle:
         "complete",
         "gone",
         "stream",
-        "waiter",
+        "waiters",
         "label",
     )
 
@@ -221,7 +221,7 @@ class _Cycle:
         self.complete = False
         self.gone = False
         self.stream: Optional[ResponseStream] = None
-        self.waiter: Optional["asyncio.Future[None]"] = None
+        self.waiters: Optional[List["asyncio.Future[None]"]] = None
         self.label = label
 
     # -- the request side ------------------------------------------------------------------
@@ -235,13 +235,17 @@ class _Cycle:
             loop = self.handler._loop
             assert loop is not None
             fut: "asyncio.Future[None]" = loop.create_future()
-            self.waiter = fut
+            waiters = self.waiters
+            if waiters is None:
+                waiters = self.waiters = []
+            waiters.append(fut)
             self.handler._watch(self)
             try:
                 await fut
             finally:
-                self.waiter = None
-                self.handler._unwatch(self)
+                waiters.remove(fut)
+                if not waiters:
+                    self.handler._unwatch(self)
         return {"type": "http.disconnect"}
 
     def client_gone(self) -> bool:
@@ -261,9 +265,10 @@ class _Cycle:
         return gone
 
     def wake(self) -> None:
-        fut = self.waiter
-        if fut is not None and not fut.done():
-            fut.set_result(None)
+        """Ends every wait in :meth:`receive` (the response is complete, or the client left)."""
+        for fut in self.waiters or ():
+            if not fut.done():
+                fut.set_result(None)
 
     # -- the response side -----------------------------------------------------------------
 
