@@ -89,5 +89,6 @@ def test_respond_stream_errors(server_factory: Any) -> None:
     c.request("GET", "/")
     r = c.getresponse()
     assert (r.status, r.read()) == (200, b"")
+    assert wait_until(lambda: len(seen) == 2)  # the handler goes on after the answer left
     assert seen == ["invalid", "answered"]
     c.close()

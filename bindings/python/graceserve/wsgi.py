@@ -194,8 +194,8 @@ class _Exchange:
                 len(body),
             )
             headers = [(n, v) for n, v in headers if n.lower() != "content-length"]
+        self.req.respond(self.status, body, headers)  # ValueError (a bad header): not sent yet
         self.done = True
-        self.req.respond(self.status, body, headers)
 
     def finish(self) -> None:
         if self.stream is not None:
