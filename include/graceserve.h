@@ -348,6 +348,21 @@ typedef uint32_t server_result;
 typedef struct server_instance server_instance;
 
 /**
+ * A queue of requests for a host that takes them on a thread of its own. Opaque; reference
+ * counted.
+ *
+ * Lifecycle: `server_queue_new` (one reference, the host's) → start a server with
+ * `handler = server_queue_push`, `userdata = server_queue_retain(q)`,
+ * `userdata_drop = server_queue_release` (and preferably `inline_handler = true`: the push
+ * never blocks) → watch `server_queue_fd(q)`; when it is readable, `server_queue_pop` →
+ * answer and free each request as usual → `server_queue_close` when the host stops taking
+ * requests → `server_queue_release(q)`.
+ *
+ * Threading: every function may be called from any thread, concurrently.
+ */
+typedef struct server_queue server_queue;
+
+/**
  * One request, fully read. Opaque. Created by the library for each handler call; owned by the
  * host until it passes it to `server_request_free` (exactly once).
  *
@@ -927,6 +942,84 @@ uint32_t server_abi_version(void);
 int server_options_init(struct server_options *out, uint32_t version);
 
 /**
+ * Creates an empty queue and stores it in `*out` with one reference, the caller's (drop it
+ * with `server_queue_release`).
+ *
+ * Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER`, or `SERVER_ERR_RUNTIME` when the
+ * descriptor cannot be created (or the platform has none, as WASI). Any thread.
+ */
+int server_queue_new(struct server_queue **out);
+
+/**
+ * Adds a reference to `queue` and returns it (as `void *`, for `server_options.userdata`).
+ * NULL returns NULL. Any thread.
+ */
+void *server_queue_retain(struct server_queue *queue);
+
+/**
+ * Drops one reference to `queue` (a `server_queue *` passed as `void *`, so that it also
+ * serves as `server_options.userdata_drop`). The last reference frees the queue; requests
+ * still in it are answered `503 Service Unavailable` and freed. NULL does nothing. Any thread.
+ */
+void server_queue_release(void *queue);
+
+/**
+ * The handler for `server_options.handler` with a queue as `userdata`: queues `req` (or, once
+ * the queue is closed, answers it `503 Service Unavailable`) and makes the queue's descriptor
+ * readable. Never blocks and never calls host code, so it suits `inline_handler`. Any thread.
+ */
+void server_queue_push(void *queue, struct server_request *req);
+
+/**
+ * Returns a file descriptor that is readable while requests wait in `queue` (for `poll`,
+ * `epoll` or an event loop's reader). Do not read, write or close it; it lives as long as the
+ * queue. -1 when `queue` is NULL. Any thread.
+ */
+int server_queue_fd(const struct server_queue *queue);
+
+/**
+ * Moves up to `max` waiting requests into `out[0..n)`, oldest first, and returns `n`. Each is
+ * the caller's, exactly as if a handler had received it: answer it, then
+ * `server_request_free`. When `n < max` the queue is empty and its descriptor is not readable
+ * until the next request arrives. 0 when `queue` or `out` is NULL. Any thread.
+ */
+size_t server_queue_pop(struct server_queue *queue, struct server_request **out, size_t max);
+
+/**
+ * Answers `req` like `server_respond` and frees it, but holds the answer in `queue` until
+ * `server_queue_flush`, which hands every held answer to the server's threads at once: one
+ * wake-up for a batch instead of one per request. The headers come packed in one buffer,
+ * `name\0value\0name\0value\0…` (`headers_len` bytes; 0 for none), as
+ * `server_request_head` packs them. Two foreign calls per request in all (this one and
+ * `server_request_head`), for hosts where each call is costly.
+ *
+ * Returns `SERVER_OK` (held; `req` freed), `SERVER_ERR_CLOSED` (the client was already gone;
+ * `req` freed), or, with `req` left unanswered and still the caller's:
+ * `SERVER_ERR_INVALID_ARGUMENT` (bad status or header), `SERVER_ERR_ALREADY_USED`,
+ * `SERVER_ERR_NULL_PARAMETER`. One thread at a time per request.
+ */
+int server_queue_respond(struct server_queue *queue,
+                         struct server_request *req,
+                         uint16_t status,
+                         const uint8_t *headers,
+                         size_t headers_len,
+                         const uint8_t *body,
+                         size_t body_len);
+
+/**
+ * Delivers every answer held by `server_queue_respond` (one wake-up of the server's threads).
+ * NULL does nothing. Any thread.
+ */
+void server_queue_flush(struct server_queue *queue);
+
+/**
+ * Closes `queue`: requests waiting in it, and every request pushed from now on, are answered
+ * `503 Service Unavailable` and freed. For a host that stops taking requests while a server
+ * may still deliver some. Idempotent; NULL does nothing. Any thread.
+ */
+void server_queue_close(struct server_queue *queue);
+
+/**
  * Returns the request method (`GET`, `POST`, …) as a NUL-terminated string, or NULL when
  * `req` is NULL. Valid until `server_request_free(req)`.
  */
@@ -954,6 +1047,18 @@ const char *server_request_remote_addr(const struct server_request *req);
  * Returns the HTTP version of the request: 10, 11 or 20 (0 when `req` is NULL).
  */
 int server_request_version(const struct server_request *req);
+
+/**
+ * Points `*out`/`*out_len` at the whole request head packed in one buffer, for bindings in
+ * languages where each foreign call is costly: NUL-terminated fields, in this order —
+ * method, path (as sent), query (without `?`), peer address (`IP:PORT`, empty when
+ * unknown), HTTP version (`1.0`, `1.1` or `2`), body length (decimal), then each header
+ * field's lower-case name and value, in the order of `server_request_header_at`. No field
+ * contains a NUL byte. Valid until `server_request_free(req)`.
+ *
+ * Returns `SERVER_OK` or `SERVER_ERR_NULL_PARAMETER`. One thread at a time per request.
+ */
+int server_request_head(const struct server_request *req, const uint8_t **out, size_t *out_len);
 
 /**
  * Looks up the first value of header `name` (NUL-terminated, case-insensitive) and points
@@ -1043,6 +1148,9 @@ int server_respond(struct server_request *req,
  * Sends the status and headers of `req` now and returns, in `*out`, a stream for the body
  * (chunked on HTTP/1.1). Write with `server_stream_write`; end and free with
  * `server_stream_free`. The stream is independent of `req`, which you still free.
+ * A valid `Content-Length` among `headers` is kept: the body is then sent with that
+ * length instead of chunked, and must have exactly that many bytes (a shorter one ends
+ * the connection). `Transfer-Encoding` and hop-by-hop headers are dropped.
  *
  * Returns `SERVER_OK`, `SERVER_ERR_CLOSED`, `SERVER_ERR_ALREADY_USED`,
  * `SERVER_ERR_INVALID_ARGUMENT` (request left unanswered) or `SERVER_ERR_NULL_PARAMETER`.

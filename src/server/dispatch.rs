@@ -10,7 +10,9 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use super::{App, Counters, Shared};
-use crate::handler::{sanitize_framing, text_response, Handler, Reply, Request, Response};
+use crate::handler::{
+    sanitize_framing, text_response, Handler, Reply, Request, Response, ResponseBody,
+};
 
 thread_local! {
     /// The server whose handler this thread is running right now (0: none).
@@ -151,7 +153,8 @@ pub(super) async fn handle(
     }
     match rx.await {
         Ok(mut resp) => {
-            sanitize_framing(resp.headers_mut());
+            let streamed = matches!(resp.body(), ResponseBody::Stream(_));
+            sanitize_framing(resp.headers_mut(), streamed);
             resp
         }
         Err(_) => text_response(

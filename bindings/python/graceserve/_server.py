@@ -479,7 +479,21 @@ class Server:
             opts = self._options()
             dispatch: Optional[Dispatch] = None
             key = 0
-            if self._handler is not None or self._on_event is not None:
+            native = getattr(self._handler, "_graceserve_native_handler", None)
+            native_ud: Optional[int] = None
+            if native is not None:
+                # A handler implemented in the library itself (graceserve.asgi's request
+                # queue): no Python runs per request on library threads. It never blocks, so
+                # it runs inline on the I/O threads. native() takes a reference for the server.
+                if self._on_event is not None:
+                    raise TypeError(
+                        "on_event needs a Python handler: the library-implemented handler "
+                        "(the ASGI request queue) owns the server's userdata"
+                    )
+                opts.handler, native_ud, opts.userdata_drop = native()
+                opts.userdata = native_ud
+                opts.inline_handler = True
+            elif self._handler is not None or self._on_event is not None:
                 dispatch = Dispatch(self._handler, self._on_event)
                 handler_cb, key, drop_cb, event_cb = callbacks(dispatch)
                 opts.userdata = key
@@ -494,6 +508,8 @@ class Server:
                 msg = last_error()
                 if key:
                     DISPATCH.deallocate(key)  # for the codes where the library did not take it
+                if native_ud is not None and rc == _ffi.SERVER_ERR_VERSION:
+                    opts.userdata_drop(native_ud)  # the library did not take that reference
                 self._state = _STOPPED
                 self._bound = None
                 # A failed start leaves no handle: the library keeps its cause per thread.
