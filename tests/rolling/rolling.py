@@ -176,7 +176,7 @@ class Load:
     answered: int = 0
     failed: int = 0
     kinds: collections.Counter[str] = field(default_factory=collections.Counter)
-    samples: list[str] = field(default_factory=list)
+    samples: list[str] = field(default_factory=list)  # the first 3 failures of each kind
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ok(self) -> None:
@@ -187,7 +187,7 @@ class Load:
         with self.lock:
             self.failed += 1
             self.kinds[kind] += 1
-            if len(self.samples) < 10:
+            if self.kinds[kind] <= 3:
                 self.samples.append(detail)
 
     @property
