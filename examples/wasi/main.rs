@@ -15,8 +15,9 @@
 //! The library's lifecycle events (drain started, stopped) go to stderr, one line each.
 //!
 //! Prints `listening on HOST:PORT` once bound. WASI has no signals: stdin is the signal channel
-//! (each byte read, and the end of stdin, count as one SIGTERM), so the first byte or EOF
-//! drains gracefully and the next forces the stop. The exit status is the outcome: 0 graceful,
+//! (each byte read counts as one signal: a byte 1..=64 is that signal's number, any other
+//! byte and the end of stdin stand for SIGTERM), so the first byte or EOF drains gracefully
+//! and the next forces the stop. The exit status is the outcome: 0 graceful,
 //! 1 bind failure or forced drain; usage errors ask for 2, but a WASI command can only report
 //! success or failure, so under wasmtime they exit 1. `build/bin/server-wasi` (the launcher,
 //! `launcher.py`) runs this under wasmtime, checks the flags itself so usage errors exit 2, and
