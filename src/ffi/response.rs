@@ -113,7 +113,11 @@ pub(crate) unsafe fn packed_headers<'a>(
             "argument `headers` is NULL but headers_len > 0",
         ));
     }
-    check_len(len, || "headers_len".into(), 10_000 * 2 * MAX_HEADER_FIELD)?;
+    check_len(
+        len,
+        || "headers_len".into(),
+        (20_000usize).saturating_mul(MAX_HEADER_FIELD),
+    )?;
     // SAFETY: the caller promises `len` readable bytes.
     let buf = unsafe { std::slice::from_raw_parts(packed, len) };
     let Some(body) = buf.strip_suffix(&[0]) else {
