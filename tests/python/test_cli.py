@@ -88,6 +88,24 @@ def test_inflight_request_completes_through_the_signal(cli: Any, tmp_path: Path,
         assert log.read_text() == "startup\nshutdown\n"
 
 
+def test_drain_delay_and_readiness_behind_a_load_balancer(cli: Any) -> None:
+    c: Cli = cli("flask_app:app", "--addr", "127.0.0.1:0", "--drain-delay-ms", "800",
+                 "--readiness-path", "/readyz", "--liveness-path", "/livez")
+    assert request((c.host, c.port), "GET", "/readyz")[::2] == (200, b"ready")
+    t0 = time.monotonic()
+    c.signal(signal.SIGTERM)
+    time.sleep(0.2)
+    # during the delay: still accepting and answering, readiness fails, every answer closes
+    status, headers, body = request((c.host, c.port), "GET", "/readyz")
+    assert (status, body, headers.get("connection")) == (503, b"draining", "close")
+    assert request((c.host, c.port), "GET", "/livez")[::2] == (200, b"alive")
+    status, headers, _ = request((c.host, c.port), "GET", "/hello/x")
+    assert (status, headers.get("connection")) == (200, "close")
+    assert time.monotonic() - t0 < 0.7, "all of that inside the delay"
+    assert c.wait() == 0
+    assert time.monotonic() - t0 >= 0.75, "the process stops only after the delay"
+
+
 def test_deadline_cuts_the_request_exit_1(cli: Any) -> None:
     c: Cli = cli("starlette_app:app", "--addr", "127.0.0.1:0", "--shutdown-timeout-ms", "300")
     result: Dict[str, Any] = {}

@@ -50,8 +50,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--addr", default="127.0.0.1:8080", metavar="HOST:PORT", help="address to listen on (default 127.0.0.1:8080)")
     p.add_argument("--shutdown-timeout-ms", type=_uint(0, 0xFFFFFFFE), default=5000, metavar="N",
                    help="drain deadline after SIGINT/SIGTERM, ms (default 5000)")
-    # --drain-delay-ms (DESIGN.md §2, pre-drain delay) arrives with issue 10: it maps onto the
-    # Server option of the same name in _server_options() below.
+    p.add_argument("--drain-delay-ms", type=_uint(0, 0xFFFFFFFE), default=0, metavar="N",
+                   help="pre-drain delay after SIGINT/SIGTERM, ms (default 0): keep accepting and "
+                   "serving this long, every answer closing its connection and the readiness path "
+                   "answering 503, so a load balancer stops routing here before the port closes")
+    p.add_argument("--readiness-path", default=None, metavar="PATH",
+                   help="answered by the server itself: 200 ready, 503 draining once a drain is requested "
+                   "(e.g. /readyz; default off)")
+    p.add_argument("--liveness-path", default=None, metavar="PATH",
+                   help="answered by the server itself: 200 alive until it stops (e.g. /livez; default off)")
     p.add_argument("--handler-threads", type=_uint(1, 65536), default=None, metavar="N",
                    help="WSGI only: threads running the application at once (default "
                    "min(32, CPUs + 4)); an ASGI application runs on its event loop")
@@ -68,7 +75,12 @@ def parser() -> argparse.ArgumentParser:
 
 def _server_options(args: argparse.Namespace) -> Dict[str, Any]:
     """The command line's :class:`graceserve.Server` options."""
-    opts: Dict[str, Any] = {"shutdown_timeout": args.shutdown_timeout_ms / 1000}
+    opts: Dict[str, Any] = {
+        "shutdown_timeout": args.shutdown_timeout_ms / 1000,
+        "drain_delay": args.drain_delay_ms / 1000,
+        "readiness_path": args.readiness_path,
+        "liveness_path": args.liveness_path,
+    }
     if args.handler_threads is not None:
         opts["handler_threads"] = args.handler_threads
     if args.max_body_bytes is not None:
