@@ -327,3 +327,79 @@ void test_instance_upgrade_hands_over(void) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK(port_refuses(port));
 }
+
+/* Upgrades `srv` (started on `addr`) to `gs_tests --serve addr new`; the old one drains with
+ * cause UPGRADED and the new one answers "new" on `port`; then stops the new one (exit 0). */
+static void upgrade_to_same_addr(server_instance *srv, const char *addr, uint16_t port) {
+    const char *exe = self_exe();
+    const char *argv[] = {exe, "--serve", addr, "new", NULL};
+    uint32_t pid = 0;
+    int rc = server_instance_upgrade(srv, exe, argv, 10000, &pid);
+    if (rc != SERVER_OK)
+        check_fail(__FILE__, __LINE__, "upgrade on %s: %s", addr, server_last_error());
+    if (rc != SERVER_OK) {
+        server_instance_shutdown(srv, 0);
+        return;
+    }
+    CHECK_RC(server_instance_wait(srv), 0);
+    CHECK_INT(server_instance_stop_cause(srv), SERVER_CAUSE_UPGRADED);
+    http_resp r;
+    CHECK(http_get(port, "/", &r) == 0);
+    CHECK_STR((char *)r.body, "new");
+    http_resp_free(&r);
+    kill((pid_t)pid, SIGTERM);
+    int st = 0;
+    CHECK(waitpid((pid_t)pid, &st, 0) == (pid_t)pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* The successor gets the listener the way this server got it, so the same address adopts it
+ * there: `fd:N` finds it at descriptor N again, `systemd:NAME` finds it under NAME. */
+void test_upgrade_keeps_the_listener_shape(void) {
+    struct server_options o;
+    opts_local(&o);
+    o.handler = tag_handler;
+    o.userdata = "old";
+
+    /* fd:N, with N above the descriptors the upgrade itself uses */
+    uint16_t port;
+    int l = listen_any(&port);
+    REQUIRE(l >= 0);
+    int n = fcntl(l, F_DUPFD_CLOEXEC, 40);
+    REQUIRE(n >= 40);
+    close(l);
+    char addr[32];
+    snprintf(addr, sizeof addr, "fd:%d", n);
+    o.addr = addr;
+    server_instance *srv = start_inst(&o);
+    upgrade_to_same_addr(srv, addr, port);
+    server_instance_free(srv);
+    CHECK(port_refuses(port)); /* nobody holds the socket any more */
+
+    /* systemd:NAME: systemd passed fds 3 and 4 as "metrics" and "web" */
+    if (fcntl(3, F_GETFD) != -1 || fcntl(4, F_GETFD) != -1) {
+        note("fds 3/4 in use in this process; systemd:NAME part skipped");
+        return;
+    }
+    uint16_t p1, p2;
+    int a = listen_any(&p1), b = listen_any(&p2);
+    int l1 = fcntl(a, F_DUPFD, 20), l2 = fcntl(b, F_DUPFD, 20);
+    close(a);
+    close(b);
+    REQUIRE(dup2(l1, 3) == 3 && dup2(l2, 4) == 4);
+    close(l1);
+    close(l2);
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", "2", 1);
+    setenv("LISTEN_FDNAMES", "metrics:web", 1);
+    o.addr = "systemd:web";
+    srv = start_inst(&o);
+    CHECK_INT(server_instance_local_port(srv), p2);
+    upgrade_to_same_addr(srv, "systemd:web", p2);
+    server_instance_free(srv);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+}
