@@ -380,9 +380,7 @@ impl Shared {
             format!("upgrade: the new process (pid {pid}) is ready; draining this one")
         });
         if let Some(n) = &self.notifier {
-            n.send(&format!(
-                "MAINPID={pid}\nSTATUS=handed over to pid {pid}; draining\n"
-            ));
+            n.hand_over(pid);
         }
         self.request_drain(DrainCause::Upgrade(pid), Some(self.signal_timeout));
         Ok(pid)
