@@ -35,7 +35,8 @@ pub(crate) enum Handover {
     /// `LISTEN_FDNAMES` (the name of the socket systemd passed, so `systemd:NAME` finds it;
     /// `graceserve` when it had none). For `HOST:PORT`, `systemd` and `systemd:NAME`.
     Passed(String),
-    /// As descriptor N again, without `LISTEN_*` variables: for `fd:N`.
+    /// As descriptor N again, without `LISTEN_*` variables: for `fd:N` (never on WASI).
+    #[cfg_attr(target_os = "wasi", allow(dead_code))]
     Fd(i32),
 }
 

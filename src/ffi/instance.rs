@@ -484,13 +484,25 @@ ffi_fn! {
     }
 }
 
+/// A path or argument from C bytes, as the OS takes it.
+fn os_string(b: &[u8]) -> std::ffi::OsString {
+    #[cfg(unix)]
+    {
+        std::os::unix::ffi::OsStringExt::from_vec(b.to_vec())
+    }
+    // WASI has no processes to start (the upgrade fails there anyway); keep it compiling.
+    #[cfg(not(unix))]
+    {
+        String::from_utf8_lossy(b).into_owned().into()
+    }
+}
+
 /// Reads the optional program path and NULL-terminated argv of an upgrade call.
 unsafe fn upgrade_command(
     program: *const c_char,
     argv: *const *const c_char,
 ) -> Result<Option<crate::upgrade::UpgradeCommand>, c_int> {
-    use std::ffi::{CStr, OsString};
-    use std::os::unix::ffi::OsStringExt;
+    use std::ffi::CStr;
     if program.is_null() {
         if !argv.is_null() {
             return Err(fail(
@@ -504,7 +516,7 @@ unsafe fn upgrade_command(
     let p = unsafe { CStr::from_ptr(program) };
     let mut args = Vec::new();
     if argv.is_null() {
-        args.push(OsString::from_vec(p.to_bytes().to_vec()));
+        args.push(os_string(p.to_bytes()));
     } else {
         for i in 0..4096 {
             // SAFETY: the caller promises a NULL-terminated array of C strings.
@@ -513,9 +525,7 @@ unsafe fn upgrade_command(
                 break;
             }
             // SAFETY: as above.
-            args.push(OsString::from_vec(
-                unsafe { CStr::from_ptr(a) }.to_bytes().to_vec(),
-            ));
+            args.push(os_string(unsafe { CStr::from_ptr(a) }.to_bytes()));
         }
         if args.is_empty() {
             return Err(fail(
@@ -525,7 +535,7 @@ unsafe fn upgrade_command(
         }
     }
     Ok(Some(crate::upgrade::UpgradeCommand {
-        program: OsString::from_vec(p.to_bytes().to_vec()).into(),
+        program: os_string(p.to_bytes()).into(),
         args,
     }))
 }

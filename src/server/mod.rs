@@ -160,7 +160,8 @@ enum DrainCause {
     /// The signal number, for the log line.
     Signal(i32),
     Call,
-    /// An in-place upgrade handed over to this process id.
+    /// An in-place upgrade handed over to this process id (never on WASI).
+    #[cfg_attr(target_os = "wasi", allow(dead_code))]
     Upgrade(u32),
 }
 
@@ -226,6 +227,7 @@ struct Shared {
     /// SIGHUP upgrades in place (with this timeout); `None`: SIGHUP is an ordinary signal.
     upgrade: Option<Duration>,
     upgrade_timeout: Duration,
+    #[cfg_attr(target_os = "wasi", allow(dead_code))]
     upgrading: AtomicBool,
     /// The systemd notification socket, when there is one and the option is on.
     notifier: Option<Notifier>,
