@@ -126,16 +126,16 @@ impl Notifier {
         }
     }
 
-    /// An upgrade's successor is ready: tells the service manager its pid (`MAINPID=`), the
-    /// last thing this process says; the successor speaks for the service from now on.
-    pub(crate) fn hand_over(&self, pid: u32) {
+    /// An upgrade's successor is ready: tells the service manager its pid (`MAINPID=`) and the
+    /// service's status, the last thing this process says; the successor speaks for the
+    /// service from now on. (Its `READY=1` and first `STATUS=` went to this process, so this
+    /// status line is the one `systemctl status` shows until the successor sends another.)
+    pub(crate) fn hand_over(&self, pid: u32, status: &str) {
         if self.handed_over.swap(true, Ordering::SeqCst) {
             return;
         }
         if let Some(a) = &self.after {
-            a.send(&format!(
-                "MAINPID={pid}\nSTATUS=handed over to pid {pid}; draining\n"
-            ));
+            a.send(&format!("MAINPID={pid}\nSTATUS={}\n", one_line(status)));
         }
     }
 

@@ -382,7 +382,14 @@ impl Shared {
             format!("upgrade: the new process (pid {pid}) is ready; draining this one")
         });
         if let Some(n) = &self.notifier {
-            n.hand_over(pid);
+            n.hand_over(
+                pid,
+                &format!(
+                    "serving on {} (pid {pid}, upgraded from pid {})",
+                    self.local_addr,
+                    std::process::id()
+                ),
+            );
         }
         self.request_drain(DrainCause::Upgrade(pid), Some(self.signal_timeout));
         Ok(pid)

@@ -491,6 +491,12 @@ void test_upgrade_hands_the_service_over(void) {
             if (handed < 0 && strstr(m, mainpid) == m) {
                 handed = i;
                 CHECK(strstr(m, "STOPPING=1") == NULL);
+                /* what `systemctl status` shows from now on: the service, served by the child */
+                char status[128];
+                snprintf(status, sizeof status, "STATUS=serving on %s (pid %u, upgraded from pid %d);",
+                         addr, child, (int)getpid());
+                if (strstr(m, status) == NULL)
+                    check_fail(__FILE__, __LINE__, "hand-over datagram %s, want %s", m, status);
             } else if (strcmp(m, "WATCHDOG=1;") == 0) {
                 old_pings_after += handed >= 0; /* one may race the hand-over */
             } else if (handed >= 0) {
