@@ -1,5 +1,5 @@
 //! In-place upgrade: start a fresh copy of a program with this server's listening socket handed
-//! over the way this process got it (see [`Handover`]: descriptor 3 with `LISTEN_FDS`/`LISTEN_PID`,
+//! over the way this process got it (`Handover`: descriptor 3 with `LISTEN_FDS`/`LISTEN_PID`,
 //! or descriptor N again for `fd:N`), so the same address adopts the socket instead of binding
 //! it; wait until it reports ready through the systemd notification protocol (this process
 //! playing systemd: the successor's `NOTIFY_SOCKET` is ours), and only then let this server
