@@ -9,8 +9,12 @@
 //!
 //! An in-place upgrade (see `upgrade.rs`) plays systemd for its successor: the successor's
 //! `NOTIFY_SOCKET` is the predecessor's, for `READY=1`, and `GRACESERVE_NOTIFY_SOCKET_AFTER_READY`
-//! names where everything after goes (systemd's socket, or nothing).
+//! names where everything after goes (systemd's socket, or nothing). Once the predecessor has
+//! told systemd `MAINPID=<successor>` it says nothing more: systemd (with `NotifyAccess=all`)
+//! would take its `STOPPING=1` for the service's and stop the successor too, and its
+//! `STATUS=` lines and watchdog pings would stand in for the successor's.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Where the successor of an upgrade sends what follows `READY=1` (empty: nowhere).
@@ -66,6 +70,8 @@ pub(crate) struct Notifier {
     after: Option<NotifyAddr>,
     /// Half of `WATCHDOG_USEC`, when the watchdog is on for this process.
     pub(crate) watchdog: Option<Duration>,
+    /// Set once an upgrade handed the service over to a successor: nothing more is sent.
+    handed_over: AtomicBool,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -96,6 +102,7 @@ impl Notifier {
             ready,
             after,
             watchdog,
+            handed_over: AtomicBool::new(false),
         })
     }
 
@@ -108,10 +115,27 @@ impl Notifier {
         ));
     }
 
-    /// Anything after `READY=1` (`STOPPING=1`, `STATUS=`, `WATCHDOG=1`, `MAINPID=`).
+    /// Anything after `READY=1` (`STOPPING=1`, `STATUS=`, `WATCHDOG=1`); nothing once the
+    /// service was handed over to a successor.
     pub(crate) fn send(&self, msg: &str) {
+        if self.handed_over.load(Ordering::SeqCst) {
+            return;
+        }
         if let Some(a) = &self.after {
             a.send(msg);
+        }
+    }
+
+    /// An upgrade's successor is ready: tells the service manager its pid (`MAINPID=`) and the
+    /// service's status, the last thing this process says; the successor speaks for the
+    /// service from now on. (Its `READY=1` and first `STATUS=` went to this process, so this
+    /// status line is the one `systemctl status` shows until the successor sends another.)
+    pub(crate) fn hand_over(&self, pid: u32, status: &str) {
+        if self.handed_over.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        if let Some(a) = &self.after {
+            a.send(&format!("MAINPID={pid}\nSTATUS={}\n", one_line(status)));
         }
     }
 

@@ -1,6 +1,7 @@
 //! In-place upgrade: start a fresh copy of a program with this server's listening socket handed
-//! over (descriptor 3, with `LISTEN_FDS`/`LISTEN_PID`, so it adopts the socket instead of
-//! binding), wait until it reports ready through the systemd notification protocol (this process
+//! over the way this process got it (`Handover`: descriptor 3 with `LISTEN_FDS`/`LISTEN_PID`,
+//! or descriptor N again for `fd:N`), so the same address adopts the socket instead of binding
+//! it; wait until it reports ready through the systemd notification protocol (this process
 //! playing systemd: the successor's `NOTIFY_SOCKET` is ours), and only then let this server
 //! drain. Both accept on the same socket meanwhile, so no connection is refused; if the
 //! successor fails to become ready it is stopped and this server keeps serving.
@@ -24,6 +25,33 @@ pub struct UpgradeCommand {
     pub program: PathBuf,
     /// Its arguments, `argv[0]` first.
     pub args: Vec<OsString>,
+}
+
+/// How the successor of an upgrade gets the listening socket: the way this process got it, so
+/// that the same `--addr` adopts it there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Handover {
+    /// As descriptor 3, announced with `LISTEN_FDS=1`, `LISTEN_PID` and this name in
+    /// `LISTEN_FDNAMES` (the name of the socket systemd passed, so `systemd:NAME` finds it;
+    /// `graceserve` when it had none). For `HOST:PORT`, `systemd` and `systemd:NAME`.
+    Passed(String),
+    /// As descriptor N again, without `LISTEN_*` variables: for `fd:N` (never on WASI).
+    #[cfg_attr(target_os = "wasi", allow(dead_code))]
+    Fd(i32),
+}
+
+/// The `LISTEN_FDNAMES` entry of a socket that has no name of its own.
+pub(crate) const DEFAULT_FDNAME: &str = "graceserve";
+
+impl Handover {
+    /// The descriptor the successor finds the listener at.
+    #[cfg(not(target_os = "wasi"))]
+    fn target_fd(&self) -> i32 {
+        match self {
+            Handover::Passed(_) => crate::sys::activation::LISTEN_FDS_START,
+            Handover::Fd(n) => *n,
+        }
+    }
 }
 
 impl UpgradeCommand {
@@ -67,9 +95,8 @@ mod native {
     use std::os::unix::ffi::{OsStrExt, OsStringExt};
     use std::time::{Duration, Instant};
 
-    use super::UpgradeCommand;
+    use super::{Handover, UpgradeCommand};
     use crate::sdnotify::{NotifyAddr, AFTER_READY_ENV};
-    use crate::sys::activation::LISTEN_FDS_START;
 
     /// The variables the successor gets from us; the rest of the environment is passed on.
     const OURS: [&str; 7] = [
@@ -86,10 +113,11 @@ mod native {
         CString::new(b).map_err(|_| format!("{what} contains a NUL byte"))
     }
 
-    /// Moves a descriptor to 10 or above, so the child's `dup2(listener, 3)` cannot clobber it.
-    fn high(fd: OwnedFd) -> io::Result<OwnedFd> {
+    /// Moves a descriptor to `min` or above (at least 10), so the child's `dup2` of the listener
+    /// to its target descriptor cannot clobber it.
+    fn high(fd: OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
         // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; the result is a fresh descriptor.
-        let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+        let n = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, min.max(10)) };
         if n < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -141,7 +169,7 @@ mod native {
             {
                 return Err(io::Error::last_os_error());
             }
-            Ok((high(fd)?, format!("@{name}")))
+            Ok((high(fd, 10)?, format!("@{name}")))
         }
     }
 
@@ -198,14 +226,16 @@ mod native {
         }
     }
 
-    /// Starts `cmd` with `listener` as descriptor 3 and waits up to `timeout` for it to report
-    /// `READY=1`. `after_ready` is where the successor sends its later notifications (systemd's
+    /// Starts `cmd` with `listener` handed over as `handover` says (descriptor 3 with the
+    /// `LISTEN_*` variables, or descriptor N for `fd:N`) and waits up to `timeout` for it to
+    /// report `READY=1`. `after_ready` is where the successor sends its later notifications (systemd's
     /// socket when this process has one). `abort` is polled: when it turns true (a drain of this
     /// server was requested meanwhile) the successor is stopped. Returns the successor's pid, or
     /// why it did not become ready (it is stopped and reaped then).
     pub(crate) fn start_successor(
         cmd: &UpgradeCommand,
         listener: RawFd,
+        handover: &Handover,
         after_ready: Option<&NotifyAddr>,
         timeout: Duration,
         abort: &dyn Fn() -> bool,
@@ -234,12 +264,15 @@ mod native {
             }
         }
         let after = after_ready.map(|a| a.to_string()).unwrap_or_default();
-        for (k, v) in [
-            ("LISTEN_FDS", "1".to_string()),
-            ("LISTEN_FDNAMES", "graceserve".to_string()),
+        let mut vars = vec![
             ("NOTIFY_SOCKET", sock_name.clone()),
             (AFTER_READY_ENV, after),
-        ] {
+        ];
+        if let Handover::Passed(name) = handover {
+            vars.push(("LISTEN_FDS", "1".to_string()));
+            vars.push(("LISTEN_FDNAMES", name.clone()));
+        }
+        for (k, v) in vars {
             env.push(cstring(format!("{k}={v}").as_bytes(), k)?);
         }
         if let Ok(w) = std::env::var("WATCHDOG_USEC") {
@@ -256,8 +289,11 @@ mod native {
         let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
         argv.push(std::ptr::null());
         let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-        envp.push(listen_pid_ptr as *const libc::c_char);
+        if let Handover::Passed(_) = handover {
+            envp.push(listen_pid_ptr as *const libc::c_char);
+        }
         envp.push(std::ptr::null());
+        let target = handover.target_fd();
 
         // Tells the parent that exec failed (the errno), or closes on a successful exec.
         let mut fds = [0; 2];
@@ -271,7 +307,7 @@ mod native {
         // SAFETY: pipe2 returned two fresh descriptors.
         let (err_r, err_w) =
             unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        let err_w = high(err_w).map_err(|e| format!("cannot start {what}: {e}"))?;
+        let err_w = high(err_w, target + 1).map_err(|e| format!("cannot start {what}: {e}"))?;
         let err_w_fd = err_w.as_raw_fd();
         // SAFETY: 11 is within the 23-byte buffer ("LISTEN_PID=" then 12 NULs).
         let pid_slot = unsafe { listen_pid_ptr.add(11) };
@@ -288,11 +324,11 @@ mod native {
         if pid == 0 {
             // SAFETY: see above.
             unsafe {
-                if listener == LISTEN_FDS_START {
+                if listener == target {
                     let f = libc::fcntl(listener, libc::F_GETFD);
                     libc::fcntl(listener, libc::F_SETFD, f & !libc::FD_CLOEXEC);
                 } else {
-                    libc::dup2(listener, LISTEN_FDS_START);
+                    libc::dup2(listener, target);
                 }
                 let mut n = libc::getpid() as u32;
                 let mut digits = [0u8; 10];

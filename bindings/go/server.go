@@ -320,8 +320,9 @@ func (s *Server) Stats() (Stats, error) {
 
 // Upgrade upgrades in place: it starts program with args (args[0] first; program "" and nil
 // args: a fresh copy of this very program with the same arguments) with the server's
-// listening socket handed over (descriptor 3 with LISTEN_FDS/LISTEN_PID, so a graceserve
-// program asking for the same address adopts it), waits up to timeout (0: the UpgradeTimeout
+// listening socket handed over the way this server got it (descriptor 3 with
+// LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, or descriptor N again for an "fd:N" address), so a
+// graceserve program given the same address adopts it), waits up to timeout (0: the UpgradeTimeout
 // option) for it to report ready, then starts this server's drain and returns the new
 // process id. Both accept on the socket meanwhile, so no connection is refused. On failure
 // (the new process cannot start, exits, or never reports ready) it is stopped, this server

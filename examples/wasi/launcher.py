@@ -11,6 +11,11 @@ number), which the guest treats as that signal: the first drains with the signal
 second forces the stop. The guest's stdout (the `listening on` line) and stderr are the launcher's, and the exit
 status is the guest's.
 
+Not on WASI: `--addr systemd|systemd:NAME|fd:N`, NOTIFY_SOCKET and the SIGHUP in-place upgrade of
+the native hosts (no descriptors passed into the sandbox, no unix sockets, no processes to start;
+see examples/wasi/main.rs). SIGHUP is not handled here: it ends this launcher (status 129), and
+the guest drains as for the end of stdin.
+
 wasmtime runs in its own session, so a terminal's Ctrl-C reaches only this launcher (wasmtime
 itself would kill the guest at once). If the launcher dies, the guest sees stdin end, which also
 counts as a signal: it drains and exits instead of being orphaned.

@@ -23,6 +23,12 @@
 //! `launcher.py`) runs this under wasmtime, checks the flags itself so usage errors exit 2, and
 //! turns real SIGINT/SIGTERM into those bytes.
 //!
+//! Not on WASI (the native hosts' systemd part of the contract): `--addr systemd`,
+//! `systemd:NAME` and `fd:N` (no descriptors are passed into the sandbox: those addresses fail
+//! the start, exit 1), `NOTIFY_SOCKET` (no unix sockets; ignored) and the SIGHUP in-place
+//! upgrade (no processes to start). Zero-downtime restarts of a WASI server go through a load
+//! balancer in front of several instances instead.
+//!
 //! Build: `RUSTFLAGS="--cfg tokio_unstable" cargo build --release --target wasm32-wasip2
 //! --example wasi`. It also builds natively (where real signals drive it).
 

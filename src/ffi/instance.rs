@@ -145,19 +145,11 @@ pub(super) struct StartFailure {
 }
 
 /// Reads the options and starts a server: the one start path for instances and the default
-/// server. A failure is recorded as the thread's last error, with the cause it amounts to.
+/// server.
 pub(super) unsafe fn start(
     opts: *const server_options,
     target: Target,
 ) -> Result<Server, StartFailure> {
-    let r = unsafe { start_inner(opts, target) };
-    if let Err(f) = &r {
-        set_last_error_with_cause(f.code, f.message.clone(), f.outcome.cause.into());
-    }
-    r
-}
-
-unsafe fn start_inner(opts: *const server_options, target: Target) -> Result<Server, StartFailure> {
     let (cfg, handler) = match unsafe { read_options(opts, target) } {
         Ok(v) => v,
         Err((code, message)) => {
@@ -336,7 +328,10 @@ ffi_fn! {
                 unsafe { *out = Box::into_raw(handle) };
                 server_result::SERVER_OK as c_int
             }
-            Err(f) => f.code as c_int,
+            Err(f) => {
+                set_last_error_with_cause(f.code, f.message, f.outcome.cause.into());
+                f.code as c_int
+            }
         }
     } ?= server_result::SERVER_ERR_PANIC as c_int
 }
@@ -489,17 +484,17 @@ ffi_fn! {
     }
 }
 
-/// Bytes (as a C string gives them) as an OS string, whatever their encoding.
-#[cfg(not(target_os = "wasi"))]
-fn os_from_bytes(b: Vec<u8>) -> std::ffi::OsString {
-    use std::os::unix::ffi::OsStringExt;
-    std::ffi::OsString::from_vec(b)
-}
-
-/// On WASI (where upgrades are refused anyway) the stable std has no byte conversion.
-#[cfg(target_os = "wasi")]
-fn os_from_bytes(b: Vec<u8>) -> std::ffi::OsString {
-    String::from_utf8_lossy(&b).into_owned().into()
+/// A path or argument from C bytes, as the OS takes it.
+fn os_string(b: &[u8]) -> std::ffi::OsString {
+    #[cfg(unix)]
+    {
+        std::os::unix::ffi::OsStringExt::from_vec(b.to_vec())
+    }
+    // WASI has no processes to start (the upgrade fails there anyway); keep it compiling.
+    #[cfg(not(unix))]
+    {
+        String::from_utf8_lossy(b).into_owned().into()
+    }
 }
 
 /// Reads the optional program path and NULL-terminated argv of an upgrade call.
@@ -521,7 +516,7 @@ unsafe fn upgrade_command(
     let p = unsafe { CStr::from_ptr(program) };
     let mut args = Vec::new();
     if argv.is_null() {
-        args.push(os_from_bytes(p.to_bytes().to_vec()));
+        args.push(os_string(p.to_bytes()));
     } else {
         for i in 0..4096 {
             // SAFETY: the caller promises a NULL-terminated array of C strings.
@@ -530,9 +525,7 @@ unsafe fn upgrade_command(
                 break;
             }
             // SAFETY: as above.
-            args.push(os_from_bytes(
-                unsafe { CStr::from_ptr(a) }.to_bytes().to_vec(),
-            ));
+            args.push(os_string(unsafe { CStr::from_ptr(a) }.to_bytes()));
         }
         if args.is_empty() {
             return Err(fail(
@@ -542,7 +535,7 @@ unsafe fn upgrade_command(
         }
     }
     Ok(Some(crate::upgrade::UpgradeCommand {
-        program: os_from_bytes(p.to_bytes().to_vec()).into(),
+        program: os_string(p.to_bytes()).into(),
         args,
     }))
 }
@@ -578,15 +571,17 @@ pub(super) unsafe fn upgrade(
 ffi_fn! {
     /// In-place upgrade: starts `program` with `argv` (a NULL-terminated array, `argv[0]`
     /// first; both NULL: a fresh copy of this very program, by its path, with this process's
-    /// own arguments) with `srv`'s listening socket handed over as descriptor 3 (with
-    /// `LISTEN_FDS=1` and `LISTEN_PID`, so a graceserve program asking for the same address,
-    /// `systemd` or `fd:3` adopts it instead of binding). Waits up to `timeout_ms` (0: the
-    /// option `upgrade_timeout_ms`) for the new process to report ready — the systemd protocol,
-    /// with this process in systemd's place (its `NOTIFY_SOCKET` is ours) — then starts `srv`'s
-    /// drain with its pre-drain delay and signal deadline, and returns: `srv`'s wait then
-    /// returns 0 with `SERVER_CAUSE_UPGRADED` once it has drained. Both processes accept on the
-    /// socket meanwhile, so no connection is refused. Under systemd, the new process is
-    /// announced with `MAINPID=` (use `NotifyAccess=all`).
+    /// own arguments) with `srv`'s listening socket handed over the way `srv` got it: as
+    /// descriptor 3 with `LISTEN_FDS=1`, `LISTEN_PID` and `LISTEN_FDNAMES` (the name systemd
+    /// passed it with, else `graceserve`), or, for an `fd:N` address, as descriptor N again
+    /// without those variables — so a graceserve program given the same address (`HOST:PORT`,
+    /// `systemd`, `systemd:NAME`, `fd:N`) adopts it instead of binding. Waits up to
+    /// `timeout_ms` (0: the option `upgrade_timeout_ms`) for the new process to report ready —
+    /// the systemd protocol, with this process in systemd's place (its `NOTIFY_SOCKET` is
+    /// ours) — then starts `srv`'s drain with its pre-drain delay and signal deadline, and
+    /// returns: `srv`'s wait then returns 0 with `SERVER_CAUSE_UPGRADED` once it has drained.
+    /// Both processes accept on the socket meanwhile, so no connection is refused. Under
+    /// systemd, the new process is announced with `MAINPID=` (use `NotifyAccess=all`).
     ///
     /// Returns `SERVER_OK` (`*out_pid`, if not NULL, gets the new process id);
     /// `SERVER_ERR_UPGRADE` when the new process could not start, exited, or did not report

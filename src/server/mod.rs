@@ -28,7 +28,7 @@ use crate::pool::HandlerPool;
 use crate::sdnotify::Notifier;
 use crate::signals::{Listen, SignalGuard, SignalSender};
 use crate::sys;
-use crate::upgrade::UpgradeCommand;
+use crate::upgrade::{Handover, UpgradeCommand};
 
 /// SIGHUP's number (the same on every Linux target, and WASI has no signals).
 const SIGHUP: i32 = 1;
@@ -221,6 +221,9 @@ struct Shared {
     /// The listening socket's descriptor while the accept loop holds it (for an upgrade to
     /// hand over); `None` once the drain closed it.
     listener_fd: Mutex<Option<i32>>,
+    /// How an upgrade hands the listener to the successor (as this process got it).
+    #[cfg_attr(target_os = "wasi", allow(dead_code))]
+    handover: Handover,
     /// SIGHUP upgrades in place (with this timeout); `None`: SIGHUP is an ordinary signal.
     upgrade: Option<Duration>,
     upgrade_timeout: Duration,
@@ -369,6 +372,7 @@ impl Shared {
         let pid = crate::upgrade::start_successor(
             &cmd,
             std::os::fd::AsRawFd::as_raw_fd(&handover),
+            &self.handover,
             after,
             timeout,
             &|| self.drain_requested.load(Ordering::SeqCst),
@@ -378,9 +382,14 @@ impl Shared {
             format!("upgrade: the new process (pid {pid}) is ready; draining this one")
         });
         if let Some(n) = &self.notifier {
-            n.send(&format!(
-                "MAINPID={pid}\nSTATUS=handed over to pid {pid}; draining\n"
-            ));
+            n.hand_over(
+                pid,
+                &format!(
+                    "serving on {} (pid {pid}, upgraded from pid {})",
+                    self.local_addr,
+                    std::process::id()
+                ),
+            );
         }
         self.request_drain(DrainCause::Upgrade(pid), Some(self.signal_timeout));
         Ok(pid)
@@ -499,8 +508,9 @@ fn bind_error(addr: &str, e: std::io::Error) -> StartError {
 }
 
 /// The listening socket for `addr`: adopted (`systemd`, `systemd:NAME`, `fd:N`, or an
-/// inherited socket bound to `HOST:PORT`, as an upgraded process gets) or bound.
-fn bind_listener(addr: &str) -> Result<std::net::TcpListener, StartError> {
+/// inherited socket bound to `HOST:PORT`, as an upgraded process gets) or bound; and how an
+/// upgrade hands it to the successor so that the same `addr` adopts it there.
+fn bind_listener(addr: &str) -> Result<(std::net::TcpListener, Handover), StartError> {
     #[cfg(not(target_os = "wasi"))]
     {
         use crate::sys::activation::{self, Source};
@@ -514,13 +524,14 @@ fn bind_listener(addr: &str) -> Result<std::net::TcpListener, StartError> {
     let addrs =
         sys::resolve(addr).map_err(|m| StartError::new(StartErrorKind::InvalidAddress, m))?;
     #[cfg(not(target_os = "wasi"))]
-    if let Some(l) = crate::sys::activation::inherited_for(&addrs) {
-        return Ok(l);
+    if let Some(found) = crate::sys::activation::inherited_for(&addrs) {
+        return Ok(found);
     }
+    let bound = || Handover::Passed(crate::upgrade::DEFAULT_FDNAME.to_owned());
     let mut last_err = None;
     for a in &addrs {
         match sys::bind(*a) {
-            Ok(l) => return Ok(l),
+            Ok(l) => return Ok((l, bound())),
             Err(e) => last_err = Some(e),
         }
     }
@@ -538,7 +549,7 @@ impl Server {
         config
             .validate()
             .map_err(|m| StartError::new(StartErrorKind::InvalidConfig, m))?;
-        let std_listener = bind_listener(&config.addr)?;
+        let (std_listener, handover) = bind_listener(&config.addr)?;
         let local_addr = std_listener
             .local_addr()
             .map_err(|e| bind_error(&config.addr, e))?;
@@ -580,6 +591,7 @@ impl Server {
             handlers_in_host: AtomicUsize::new(0),
             on_event: Mutex::new(config.on_event.clone()),
             listener_fd: Mutex::new(listener_fd),
+            handover,
             upgrade: config.upgrade_on_sighup.then_some(config.upgrade_timeout),
             upgrade_timeout: config.upgrade_timeout,
             upgrading: AtomicBool::new(false),
@@ -705,8 +717,9 @@ impl Server {
     }
 
     /// In-place upgrade: starts `cmd` (`None`: a fresh copy of this program with the same
-    /// arguments) with this server's listening socket handed over (descriptor 3 with
-    /// `LISTEN_FDS`/`LISTEN_PID`, so it adopts the socket instead of binding), waits up to
+    /// arguments) with this server's listening socket handed over the way this server got it
+    /// (descriptor 3 with `LISTEN_FDS`/`LISTEN_PID`/`LISTEN_FDNAMES`, or descriptor N again
+    /// for `fd:N`, so the same address adopts the socket instead of binding), waits up to
     /// `timeout` (`None`: the configured one) for it to report ready (the systemd protocol,
     /// this process playing systemd), then starts this server's drain (the configured delay
     /// and signal deadline) and returns the new process id. Both accept on the socket until

@@ -10,6 +10,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, RawFd};
 
+use crate::upgrade::{Handover, DEFAULT_FDNAME};
+
 /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
 pub(crate) const LISTEN_FDS_START: RawFd = 3;
 
@@ -166,10 +168,14 @@ fn adopt(fd: RawFd) -> io::Result<std::net::TcpListener> {
     Ok(l)
 }
 
-/// A listener for `systemd`, `systemd:NAME` or `fd:N`, checked to be a listening TCP socket.
-pub(crate) fn adopt_source(src: &Source, addr: &str) -> Result<std::net::TcpListener, String> {
-    let fd = match src {
-        Source::Fd(fd) => *fd,
+/// A listener for `systemd`, `systemd:NAME` or `fd:N`, checked to be a listening TCP socket,
+/// and how to hand it to the successor of an upgrade.
+pub(crate) fn adopt_source(
+    src: &Source,
+    addr: &str,
+) -> Result<(std::net::TcpListener, Handover), String> {
+    let (fd, handover) = match src {
+        Source::Fd(fd) => (*fd, Handover::Fd(*fd)),
         Source::Systemd(name) => {
             let fds = passed(&env_var);
             if fds.is_empty() {
@@ -177,10 +183,10 @@ pub(crate) fn adopt_source(src: &Source, addr: &str) -> Result<std::net::TcpList
                     "cannot listen on {addr}: no socket was passed to this process (LISTEN_FDS/LISTEN_PID are not set for it; start it from a systemd .socket unit or systemd-socket-activate)"
                 ));
             }
-            match name {
-                None => fds[0].0,
+            let found = match name {
+                None => &fds[0],
                 Some(n) => match fds.iter().find(|(_, name)| name.as_deref() == Some(n)) {
-                    Some((fd, _)) => *fd,
+                    Some(found) => found,
                     None => {
                         let have: Vec<String> = fds
                             .iter()
@@ -194,20 +200,32 @@ pub(crate) fn adopt_source(src: &Source, addr: &str) -> Result<std::net::TcpList
                         ));
                     }
                 },
-            }
+            };
+            (found.0, passed_handover(&found.1))
         }
         Source::Bind(_) => unreachable!("bound, not adopted"),
     };
     check_listening_tcp(fd, &format!("fd {fd}"))
         .and_then(|_| adopt(fd).map_err(|e| format!("fd {fd}: {e}")))
+        .map(|l| (l, handover))
         .map_err(|m| format!("cannot listen on {addr}: {m}"))
+}
+
+/// Descriptor 3 with the `LISTEN_*` variables, under the name the socket was passed with.
+fn passed_handover(name: &Option<String>) -> Handover {
+    Handover::Passed(
+        name.as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(DEFAULT_FDNAME)
+            .to_owned(),
+    )
 }
 
 /// An inherited listener (passed with `LISTEN_FDS` to this process) bound to one of `addrs`;
 /// port 0 in `addrs` matches any port. This is how the successor of an in-place upgrade takes
 /// over its predecessor's listener while asking for the same `HOST:PORT`.
-pub(crate) fn inherited_for(addrs: &[SocketAddr]) -> Option<std::net::TcpListener> {
-    for (fd, _) in passed(&env_var) {
+pub(crate) fn inherited_for(addrs: &[SocketAddr]) -> Option<(std::net::TcpListener, Handover)> {
+    for (fd, name) in passed(&env_var) {
         let Ok(local) = check_listening_tcp(fd, "") else {
             continue;
         };
@@ -218,7 +236,7 @@ pub(crate) fn inherited_for(addrs: &[SocketAddr]) -> Option<std::net::TcpListene
             match adopt(fd) {
                 Ok(l) => {
                     tracing::info!(fd, %local, "adopted an inherited listener");
-                    return Some(l);
+                    return Some((l, passed_handover(&name)));
                 }
                 Err(e) => tracing::warn!(fd, "cannot adopt an inherited listener: {e}"),
             }

@@ -327,3 +327,197 @@ void test_instance_upgrade_hands_over(void) {
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     CHECK(port_refuses(port));
 }
+
+/* Upgrades `srv` (started on `addr`) to `gs_tests --serve addr new`; the old one drains with
+ * cause UPGRADED and the new one answers "new" on `port`; then stops the new one (exit 0). */
+static void upgrade_to_same_addr(server_instance *srv, const char *addr, uint16_t port) {
+    const char *exe = self_exe();
+    const char *argv[] = {exe, "--serve", addr, "new", NULL};
+    uint32_t pid = 0;
+    int rc = server_instance_upgrade(srv, exe, argv, 10000, &pid);
+    if (rc != SERVER_OK)
+        check_fail(__FILE__, __LINE__, "upgrade on %s: %s", addr, server_last_error());
+    if (rc != SERVER_OK) {
+        server_instance_shutdown(srv, 0);
+        return;
+    }
+    CHECK_RC(server_instance_wait(srv), 0);
+    CHECK_INT(server_instance_stop_cause(srv), SERVER_CAUSE_UPGRADED);
+    http_resp r;
+    CHECK(http_get(port, "/", &r) == 0);
+    CHECK_STR((char *)r.body, "new");
+    http_resp_free(&r);
+    kill((pid_t)pid, SIGTERM);
+    int st = 0;
+    CHECK(waitpid((pid_t)pid, &st, 0) == (pid_t)pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* The successor gets the listener the way this server got it, so the same address adopts it
+ * there: `fd:N` finds it at descriptor N again, `systemd:NAME` finds it under NAME. */
+void test_upgrade_keeps_the_listener_shape(void) {
+    struct server_options o;
+    opts_local(&o);
+    o.handler = tag_handler;
+    o.userdata = "old";
+
+    /* fd:N, with N above the descriptors the upgrade itself uses */
+    uint16_t port;
+    int l = listen_any(&port);
+    REQUIRE(l >= 0);
+    int n = fcntl(l, F_DUPFD_CLOEXEC, 40);
+    REQUIRE(n >= 40);
+    close(l);
+    char addr[32];
+    snprintf(addr, sizeof addr, "fd:%d", n);
+    o.addr = addr;
+    server_instance *srv = start_inst(&o);
+    upgrade_to_same_addr(srv, addr, port);
+    server_instance_free(srv);
+    CHECK(port_refuses(port)); /* nobody holds the socket any more */
+
+    /* systemd:NAME: systemd passed fds 3 and 4 as "metrics" and "web" */
+    if (fcntl(3, F_GETFD) != -1 || fcntl(4, F_GETFD) != -1) {
+        note("fds 3/4 in use in this process; systemd:NAME part skipped");
+        return;
+    }
+    uint16_t p1, p2;
+    int a = listen_any(&p1), b = listen_any(&p2);
+    int l1 = fcntl(a, F_DUPFD, 20), l2 = fcntl(b, F_DUPFD, 20);
+    close(a);
+    close(b);
+    REQUIRE(dup2(l1, 3) == 3 && dup2(l2, 4) == 4);
+    close(l1);
+    close(l2);
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", "2", 1);
+    setenv("LISTEN_FDNAMES", "metrics:web", 1);
+    o.addr = "systemd:web";
+    srv = start_inst(&o);
+    CHECK_INT(server_instance_local_port(srv), p2);
+    upgrade_to_same_addr(srv, "systemd:web", p2);
+    server_instance_free(srv);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+}
+
+/* Datagrams on a SO_PASSCRED socket, each as "PID:line;line;" in arrival order. */
+typedef struct {
+    int n;
+    int pid[256];
+    char msg[256][512];
+} notes_t;
+
+static void collect_cred(int fd, long ms, notes_t *out) {
+    int64_t end = now_ms() + ms;
+    while (now_ms() < end && out->n < 256) {
+        char buf[511];
+        union {
+            struct cmsghdr h;
+            char b[CMSG_SPACE(sizeof(struct ucred))];
+        } ctl;
+        struct iovec iov = {buf, sizeof buf - 1};
+        struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
+                           .msg_controllen = sizeof ctl.b};
+        ssize_t n = recvmsg(fd, &m, 0);
+        if (n <= 0) continue;
+        buf[n] = 0;
+        for (char *p = buf; *p; p++)
+            if (*p == '\n') *p = ';';
+        int pid = -1;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c))
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_CREDENTIALS) {
+                struct ucred cr;
+                memcpy(&cr, CMSG_DATA(c), sizeof cr);
+                pid = cr.pid;
+            }
+        out->pid[out->n] = pid;
+        snprintf(out->msg[out->n], sizeof out->msg[0], "%s", buf);
+        out->n++;
+    }
+}
+
+/* Under a service manager (NOTIFY_SOCKET, watchdog on): after the upgrade this process tells it
+ * MAINPID=<successor> and then nothing more — no STOPPING=1 (systemd, with NotifyAccess=all,
+ * would stop the whole service), no STATUS= or watchdog pings that stand in for the successor's;
+ * the successor pings and, when it is stopped, says STOPPING=1. */
+void test_upgrade_hands_the_service_over(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/gs-test-handover-%d.sock", (int)getpid());
+    int fd = notify_socket(path);
+    int one = 1;
+    REQUIRE(setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof one) == 0);
+    setenv("NOTIFY_SOCKET", path, 1);
+    setenv("WATCHDOG_USEC", "200000", 1); /* pings every 100 ms */
+    struct server_options o;
+    opts_local(&o);
+    o.handler = tag_handler;
+    o.userdata = "old";
+    o.drain_delay_ms = 300; /* the old one keeps running (and would keep pinging) a while */
+    server_instance *srv = start_inst(&o);
+    uint16_t port = server_instance_local_port(srv);
+    char addr[32];
+    snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
+    notes_t *before = calloc(1, sizeof *before);
+    notes_t *after = calloc(1, sizeof *after);
+    REQUIRE(before && after);
+    collect_cred(fd, 250, before);
+    REQUIRE(before->n >= 1);
+    CHECK_INT(before->pid[0], getpid());
+    CHECK(strncmp(before->msg[0], "READY=1;", 8) == 0);
+
+    const char *exe = self_exe();
+    const char *argv[] = {exe, "--serve", addr, "new", NULL};
+    uint32_t child = 0;
+    REQUIRE_RC(server_instance_upgrade(srv, exe, argv, 10000, &child), SERVER_OK);
+    CHECK_RC(server_instance_wait(srv), 0);
+    server_instance_free(srv);
+    collect_cred(fd, 350, after); /* the successor serves alone now */
+    kill((pid_t)child, SIGTERM);
+    int st = 0;
+    CHECK(waitpid((pid_t)child, &st, 0) == (pid_t)child);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    collect_cred(fd, 150, after);
+
+    char mainpid[32];
+    snprintf(mainpid, sizeof mainpid, "MAINPID=%u;", child);
+    int handed = -1, child_pings = 0, child_stopping = 0, old_after = 0, old_pings_after = 0;
+    for (int i = 0; i < after->n; i++) {
+        const char *m = after->msg[i];
+        if (after->pid[i] == getpid()) {
+            if (handed < 0 && strstr(m, mainpid) == m) {
+                handed = i;
+                CHECK(strstr(m, "STOPPING=1") == NULL);
+                /* what `systemctl status` shows from now on: the service, served by the child */
+                char status[128];
+                snprintf(status, sizeof status, "STATUS=serving on %s (pid %u, upgraded from pid %d);",
+                         addr, child, (int)getpid());
+                if (strstr(m, status) == NULL)
+                    check_fail(__FILE__, __LINE__, "hand-over datagram %s, want %s", m, status);
+            } else if (strcmp(m, "WATCHDOG=1;") == 0) {
+                old_pings_after += handed >= 0; /* one may race the hand-over */
+            } else if (handed >= 0) {
+                old_after++;
+                note("after the hand-over the old process said: %s", m);
+            }
+        } else if (after->pid[i] == (int)child) {
+            child_pings += strcmp(m, "WATCHDOG=1;") == 0;
+            child_stopping += strstr(m, "STOPPING=1;") != NULL;
+            CHECK(strstr(m, "READY=1") == NULL); /* that went to the old process */
+        }
+    }
+    CHECK(handed >= 0);
+    CHECK_INT(old_after, 0);
+    CHECK(old_pings_after <= 1);
+    CHECK(child_pings >= 2);
+    CHECK_INT(child_stopping, 1);
+    free(before);
+    free(after);
+    close(fd);
+    unlink(path);
+    unsetenv("NOTIFY_SOCKET");
+    unsetenv("WATCHDOG_USEC");
+}

@@ -473,15 +473,17 @@ class Lib:
 
     # In-place upgrade: starts `program` with `argv` (a NULL-terminated array, `argv[0]`
     # first; both NULL: a fresh copy of this very program, by its path, with this process's
-    # own arguments) with `srv`'s listening socket handed over as descriptor 3 (with
-    # `LISTEN_FDS=1` and `LISTEN_PID`, so a graceserve program asking for the same address,
-    # `systemd` or `fd:3` adopts it instead of binding). Waits up to `timeout_ms` (0: the
-    # option `upgrade_timeout_ms`) for the new process to report ready — the systemd protocol,
-    # with this process in systemd's place (its `NOTIFY_SOCKET` is ours) — then starts `srv`'s
-    # drain with its pre-drain delay and signal deadline, and returns: `srv`'s wait then
-    # returns 0 with `SERVER_CAUSE_UPGRADED` once it has drained. Both processes accept on the
-    # socket meanwhile, so no connection is refused. Under systemd, the new process is
-    # announced with `MAINPID=` (use `NotifyAccess=all`).
+    # own arguments) with `srv`'s listening socket handed over the way `srv` got it: as
+    # descriptor 3 with `LISTEN_FDS=1`, `LISTEN_PID` and `LISTEN_FDNAMES` (the name systemd
+    # passed it with, else `graceserve`), or, for an `fd:N` address, as descriptor N again
+    # without those variables — so a graceserve program given the same address (`HOST:PORT`,
+    # `systemd`, `systemd:NAME`, `fd:N`) adopts it instead of binding. Waits up to
+    # `timeout_ms` (0: the option `upgrade_timeout_ms`) for the new process to report ready —
+    # the systemd protocol, with this process in systemd's place (its `NOTIFY_SOCKET` is
+    # ours) — then starts `srv`'s drain with its pre-drain delay and signal deadline, and
+    # returns: `srv`'s wait then returns 0 with `SERVER_CAUSE_UPGRADED` once it has drained.
+    # Both processes accept on the socket meanwhile, so no connection is refused. Under
+    # systemd, the new process is announced with `MAINPID=` (use `NotifyAccess=all`).
     #
     # Returns `SERVER_OK` (`*out_pid`, if not NULL, gets the new process id);
     # `SERVER_ERR_UPGRADE` when the new process could not start, exited, or did not report
