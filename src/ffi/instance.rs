@@ -145,11 +145,19 @@ pub(super) struct StartFailure {
 }
 
 /// Reads the options and starts a server: the one start path for instances and the default
-/// server.
+/// server. A failure is recorded as the thread's last error, with the cause it amounts to.
 pub(super) unsafe fn start(
     opts: *const server_options,
     target: Target,
 ) -> Result<Server, StartFailure> {
+    let r = unsafe { start_inner(opts, target) };
+    if let Err(f) = &r {
+        set_last_error_with_cause(f.code, f.message.clone(), f.outcome.cause.into());
+    }
+    r
+}
+
+unsafe fn start_inner(opts: *const server_options, target: Target) -> Result<Server, StartFailure> {
     let (cfg, handler) = match unsafe { read_options(opts, target) } {
         Ok(v) => v,
         Err((code, message)) => {
@@ -328,10 +336,7 @@ ffi_fn! {
                 unsafe { *out = Box::into_raw(handle) };
                 server_result::SERVER_OK as c_int
             }
-            Err(f) => {
-                set_last_error_with_cause(f.code, f.message, f.outcome.cause.into());
-                f.code as c_int
-            }
+            Err(f) => f.code as c_int,
         }
     } ?= server_result::SERVER_ERR_PANIC as c_int
 }
