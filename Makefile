@@ -67,6 +67,7 @@ run: host-c
 test-header:
 	$(CARGO) build --release --lib
 	git diff --exit-code -- include/graceserve.h || { echo "include/graceserve.h is stale: commit the regenerated header" >&2; exit 1; }
+	$(PYTHON) tests/abi/check_exports.py $(PROFILE_DIR)/libgraceserve.so
 
 test-rust: lib
 	$(CARGO) test --release

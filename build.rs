@@ -113,6 +113,10 @@ fn options_init_macro() -> String {
         "NULL".into(),
         "NULL".into(),
         "NULL".into(),
+        // version 3
+        "SERVER_SD_NOTIFY_AUTO".into(),
+        "false".into(),
+        DEFAULT_UPGRADE_TIMEOUT_MS.to_string(),
     ];
     format!(
         "\n/** Initialiser for a server_options with every default (same as server_options_init). */\n#define SERVER_OPTIONS_INIT {{ {} }}\n\n/** Initialiser for a server_stats to pass to server_instance_get_stats / server_get_stats. */\n#define SERVER_STATS_INIT {{ SERVER_STATS_VERSION{} }}\n",

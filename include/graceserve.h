@@ -77,7 +77,7 @@
 #include <stdint.h>
 
 /** Initialiser for a server_options with every default (same as server_options_init). */
-#define SERVER_OPTIONS_INIT { SERVER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, SERVER_SIGNALS_LIBRARY, 5000, 0, 512, false, 10000, 30000, 60000, 65536, 8388608, 0, 0, 0, NULL, NULL, NULL }
+#define SERVER_OPTIONS_INIT { SERVER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, SERVER_SIGNALS_LIBRARY, 5000, 0, 512, false, 10000, 30000, 60000, 65536, 8388608, 0, 0, 0, NULL, NULL, NULL, SERVER_SD_NOTIFY_AUTO, false, 10000 }
 
 /** Initialiser for a server_stats to pass to server_instance_get_stats / server_get_stats. */
 #define SERVER_STATS_INIT { SERVER_STATS_VERSION, 0, 0, 0, 0, 0, 0, 0, 0 }
@@ -103,7 +103,7 @@
 /**
  * The newest options layout this header describes. Pass it to `server_options_init`.
  */
-#define SERVER_OPTIONS_VERSION 2
+#define SERVER_OPTIONS_VERSION 3
 
 /**
  * The library handles SIGINT/SIGTERM itself while the server runs (default).
@@ -115,6 +115,17 @@
  * `server_instance_notify_signal` for an instance) or calls shutdown itself.
  */
 #define SERVER_SIGNALS_HOST 1
+
+/**
+ * `server_options.sd_notify`: speak the systemd notification protocol when `NOTIFY_SOCKET` is
+ * set (default).
+ */
+#define SERVER_SD_NOTIFY_AUTO 0
+
+/**
+ * `server_options.sd_notify`: never send systemd notifications.
+ */
+#define SERVER_SD_NOTIFY_OFF 1
 
 /**
  * `server_shutdown(SERVER_TIMEOUT_INFINITE)` drains without a deadline.
@@ -162,6 +173,11 @@ enum server_stop_cause
    * started (exit status 1).
    */
   SERVER_CAUSE_INVALID_OPTIONS = 7,
+  /**
+   * An in-place upgrade handed the listener to a new process and this one drained in time
+   * (exit status 0).
+   */
+  SERVER_CAUSE_UPGRADED = 8,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -188,6 +204,14 @@ enum server_event_kind
    * The server stopped: graceful in N ms, or forced with the number of connections cut.
    */
   SERVER_EVENT_STOPPED = 2,
+  /**
+   * An in-place upgrade's new process reported ready; this server drains now.
+   */
+  SERVER_EVENT_UPGRADE_READY = 3,
+  /**
+   * An in-place upgrade failed (the message says why); this server keeps serving.
+   */
+  SERVER_EVENT_UPGRADE_FAILED = 4,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -295,6 +319,11 @@ enum server_result
    * The caller's buffer is too small.
    */
   SERVER_ERR_BUFFER_TOO_SMALL = 21,
+  /**
+   * An in-place upgrade failed: the new process could not start, exited, or did not report
+   * ready in time. The server keeps serving; `server_last_error` says why.
+   */
+  SERVER_ERR_UPGRADE = 22,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -317,6 +346,21 @@ typedef uint32_t server_result;
  * in progress.
  */
 typedef struct server_instance server_instance;
+
+/**
+ * A queue of requests for a host that takes them on a thread of its own. Opaque; reference
+ * counted.
+ *
+ * Lifecycle: `server_queue_new` (one reference, the host's) → start a server with
+ * `handler = server_queue_push`, `userdata = server_queue_retain(q)`,
+ * `userdata_drop = server_queue_release` (and preferably `inline_handler = true`: the push
+ * never blocks) → watch `server_queue_fd(q)`; when it is readable, `server_queue_pop` →
+ * answer and free each request as usual → `server_queue_close` when the host stops taking
+ * requests → `server_queue_release(q)`.
+ *
+ * Threading: every function may be called from any thread, concurrently.
+ */
+typedef struct server_queue server_queue;
 
 /**
  * One request, fully read. Opaque. Created by the library for each handler call; owned by the
@@ -486,6 +530,25 @@ typedef struct server_options {
    * concurrently with itself for one server; it must not block.
    */
   server_event_fn on_event;
+  /**
+   * `SERVER_SD_NOTIFY_AUTO` (0, default): when `NOTIFY_SOCKET` is set, send `READY=1` (with
+   * `MAINPID=`) once serving, `STOPPING=1` when a drain is requested, `STATUS=` lines, and
+   * `WATCHDOG=1` at half of `WATCHDOG_USEC` from the server's own runtime (a wedged runtime
+   * stops pinging). Path and abstract (`@`) sockets. `SERVER_SD_NOTIFY_OFF`: never. In a
+   * process with several servers, leave it on for one. The environment is never changed.
+   */
+  uint32_t sd_notify;
+  /**
+   * SIGHUP starts an in-place upgrade (`server_instance_upgrade` with this program and its
+   * own arguments): with `SERVER_SIGNALS_LIBRARY` the library catches SIGHUP too; with
+   * `SERVER_SIGNALS_HOST` a forwarded SIGHUP does it. False (default): the library leaves
+   * SIGHUP alone. A failed upgrade is reported through `on_event`.
+   */
+  bool upgrade_on_sighup;
+  /**
+   * How long an upgrade waits for the new process to report ready, ms (default 10000).
+   */
+  uint32_t upgrade_timeout_ms;
 } server_options;
 
 /**
@@ -709,6 +772,33 @@ server_stop_cause server_instance_stop_cause(const struct server_instance *srv);
 void server_instance_free(struct server_instance *srv);
 
 /**
+ * In-place upgrade: starts `program` with `argv` (a NULL-terminated array, `argv[0]`
+ * first; both NULL: a fresh copy of this very program, by its path, with this process's
+ * own arguments) with `srv`'s listening socket handed over the way `srv` got it: as
+ * descriptor 3 with `LISTEN_FDS=1`, `LISTEN_PID` and `LISTEN_FDNAMES` (the name systemd
+ * passed it with, else `graceserve`), or, for an `fd:N` address, as descriptor N again
+ * without those variables — so a graceserve program given the same address (`HOST:PORT`,
+ * `systemd`, `systemd:NAME`, `fd:N`) adopts it instead of binding. Waits up to
+ * `timeout_ms` (0: the option `upgrade_timeout_ms`) for the new process to report ready —
+ * the systemd protocol, with this process in systemd's place (its `NOTIFY_SOCKET` is
+ * ours) — then starts `srv`'s drain with its pre-drain delay and signal deadline, and
+ * returns: `srv`'s wait then returns 0 with `SERVER_CAUSE_UPGRADED` once it has drained.
+ * Both processes accept on the socket meanwhile, so no connection is refused. Under
+ * systemd, the new process is announced with `MAINPID=` (use `NotifyAccess=all`).
+ *
+ * Returns `SERVER_OK` (`*out_pid`, if not NULL, gets the new process id);
+ * `SERVER_ERR_UPGRADE` when the new process could not start, exited, or did not report
+ * ready in time (it is stopped; `srv` keeps serving; `server_last_error()` says why);
+ * `SERVER_ERR_INVALID_ARGUMENT`, `SERVER_ERR_NULL_PARAMETER`. Blocks up to the timeout:
+ * not from an `inline_handler`. Not on WASI (always `SERVER_ERR_UPGRADE`).
+ */
+int server_instance_upgrade(struct server_instance *srv,
+                            const char *program,
+                            const char *const *argv,
+                            uint32_t timeout_ms,
+                            uint32_t *out_pid);
+
+/**
  * Returns the exit status a stop cause amounts to, as `server_wait` returns it: 0 for
  * the graceful causes, 1 for the others. `SERVER_ERR_NOT_RUNNING` for
  * `SERVER_CAUSE_NONE` (nothing stopped yet) and `SERVER_ERR_INVALID_ARGUMENT` for a value
@@ -796,6 +886,17 @@ int server_notify_signal(int signum);
 server_stop_cause server_last_stop_cause(void);
 
 /**
+ * `server_instance_upgrade` for the default server: starts a successor with the
+ * listener handed over, waits for it to report ready, then drains. Returns `SERVER_OK`,
+ * `SERVER_ERR_UPGRADE` (the default server keeps serving; `server_last_error()` says
+ * why), `SERVER_ERR_INVALID_ARGUMENT` or `SERVER_ERR_NOT_RUNNING`.
+ */
+int server_upgrade(const char *program,
+                   const char *const *argv,
+                   uint32_t timeout_ms,
+                   uint32_t *out_pid);
+
+/**
  * Returns 1 from the moment a drain of the default server was requested (including
  * during the pre-drain delay), else 0 (also when none runs). Any thread.
  */
@@ -849,6 +950,84 @@ uint32_t server_abi_version(void);
 int server_options_init(struct server_options *out, uint32_t version);
 
 /**
+ * Creates an empty queue and stores it in `*out` with one reference, the caller's (drop it
+ * with `server_queue_release`).
+ *
+ * Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER`, or `SERVER_ERR_RUNTIME` when the
+ * descriptor cannot be created (or the platform has none, as WASI). Any thread.
+ */
+int server_queue_new(struct server_queue **out);
+
+/**
+ * Adds a reference to `queue` and returns it (as `void *`, for `server_options.userdata`).
+ * NULL returns NULL. Any thread.
+ */
+void *server_queue_retain(struct server_queue *queue);
+
+/**
+ * Drops one reference to `queue` (a `server_queue *` passed as `void *`, so that it also
+ * serves as `server_options.userdata_drop`). The last reference frees the queue; requests
+ * still in it are answered `503 Service Unavailable` and freed. NULL does nothing. Any thread.
+ */
+void server_queue_release(void *queue);
+
+/**
+ * The handler for `server_options.handler` with a queue as `userdata`: queues `req` (or, once
+ * the queue is closed, answers it `503 Service Unavailable`) and makes the queue's descriptor
+ * readable. Never blocks and never calls host code, so it suits `inline_handler`. Any thread.
+ */
+void server_queue_push(void *queue, struct server_request *req);
+
+/**
+ * Returns a file descriptor that is readable while requests wait in `queue` (for `poll`,
+ * `epoll` or an event loop's reader). Do not read, write or close it; it lives as long as the
+ * queue. -1 when `queue` is NULL. Any thread.
+ */
+int server_queue_fd(const struct server_queue *queue);
+
+/**
+ * Moves up to `max` waiting requests into `out[0..n)`, oldest first, and returns `n`. Each is
+ * the caller's, exactly as if a handler had received it: answer it, then
+ * `server_request_free`. When `n < max` the queue is empty and its descriptor is not readable
+ * until the next request arrives. 0 when `queue` or `out` is NULL. Any thread.
+ */
+size_t server_queue_pop(struct server_queue *queue, struct server_request **out, size_t max);
+
+/**
+ * Answers `req` like `server_respond` and frees it, but holds the answer in `queue` until
+ * `server_queue_flush`, which hands every held answer to the server's threads at once: one
+ * wake-up for a batch instead of one per request. The headers come packed in one buffer,
+ * `name\0value\0name\0value\0…` (`headers_len` bytes; 0 for none), as
+ * `server_request_head` packs them. Two foreign calls per request in all (this one and
+ * `server_request_head`), for hosts where each call is costly.
+ *
+ * Returns `SERVER_OK` (held; `req` freed), `SERVER_ERR_CLOSED` (the client was already gone;
+ * `req` freed), or, with `req` left unanswered and still the caller's:
+ * `SERVER_ERR_INVALID_ARGUMENT` (bad status or header), `SERVER_ERR_ALREADY_USED`,
+ * `SERVER_ERR_NULL_PARAMETER`. One thread at a time per request.
+ */
+int server_queue_respond(struct server_queue *queue,
+                         struct server_request *req,
+                         uint16_t status,
+                         const uint8_t *headers,
+                         size_t headers_len,
+                         const uint8_t *body,
+                         size_t body_len);
+
+/**
+ * Delivers every answer held by `server_queue_respond` (one wake-up of the server's threads).
+ * NULL does nothing. Any thread.
+ */
+void server_queue_flush(struct server_queue *queue);
+
+/**
+ * Closes `queue`: requests waiting in it, and every request pushed from now on, are answered
+ * `503 Service Unavailable` and freed. For a host that stops taking requests while a server
+ * may still deliver some. Idempotent; NULL does nothing. Any thread.
+ */
+void server_queue_close(struct server_queue *queue);
+
+/**
  * Returns the request method (`GET`, `POST`, …) as a NUL-terminated string, or NULL when
  * `req` is NULL. Valid until `server_request_free(req)`.
  */
@@ -876,6 +1055,18 @@ const char *server_request_remote_addr(const struct server_request *req);
  * Returns the HTTP version of the request: 10, 11 or 20 (0 when `req` is NULL).
  */
 int server_request_version(const struct server_request *req);
+
+/**
+ * Points `*out`/`*out_len` at the whole request head packed in one buffer, for bindings in
+ * languages where each foreign call is costly: NUL-terminated fields, in this order —
+ * method, path (as sent), query (without `?`), peer address (`IP:PORT`, empty when
+ * unknown), HTTP version (`1.0`, `1.1` or `2`), body length (decimal), then each header
+ * field's lower-case name and value, in the order of `server_request_header_at`. No field
+ * contains a NUL byte. Valid until `server_request_free(req)`.
+ *
+ * Returns `SERVER_OK` or `SERVER_ERR_NULL_PARAMETER`. One thread at a time per request.
+ */
+int server_request_head(const struct server_request *req, const uint8_t **out, size_t *out_len);
 
 /**
  * Looks up the first value of header `name` (NUL-terminated, case-insensitive) and points
@@ -965,6 +1156,9 @@ int server_respond(struct server_request *req,
  * Sends the status and headers of `req` now and returns, in `*out`, a stream for the body
  * (chunked on HTTP/1.1). Write with `server_stream_write`; end and free with
  * `server_stream_free`. The stream is independent of `req`, which you still free.
+ * A valid `Content-Length` among `headers` is kept: the body is then sent with that
+ * length instead of chunked, and must have exactly that many bytes (a shorter one ends
+ * the connection). `Transfer-Encoding` and hop-by-hop headers are dropped.
  *
  * Returns `SERVER_OK`, `SERVER_ERR_CLOSED`, `SERVER_ERR_ALREADY_USED`,
  * `SERVER_ERR_INVALID_ARGUMENT` (request left unanswered) or `SERVER_ERR_NULL_PARAMETER`.

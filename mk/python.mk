@@ -2,7 +2,8 @@
 #
 #   make host-python    build/bin/server-python, a launcher for examples/python/server.py
 #   make test-python    _ffi.py staleness check, mypy --strict, pytest tests/python
-#   make bench-python   trivial handler: graceserve vs ThreadingHTTPServer vs uvicorn (wrk)
+#   make bench-python   trivial handler: graceserve vs ThreadingHTTPServer vs uvicorn; framework
+#                       table: Flask (vs gunicorn, granian), Starlette (vs uvicorn, granian) (wrk)
 #   make python-ffi     regenerate bindings/python/graceserve/_ffi.py from the header
 
 HOST_TARGETS += host-python

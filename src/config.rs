@@ -6,7 +6,7 @@ use std::time::Duration;
 pub use crate::defaults::{
     DEFAULT_ADDR, DEFAULT_HANDLER_THREADS, DEFAULT_HEADER_READ_TIMEOUT_MS,
     DEFAULT_KEEPALIVE_IDLE_TIMEOUT_MS, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_HEADER_BYTES, DEFAULT_SIGNAL_DRAIN_TIMEOUT_MS,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_SIGNAL_DRAIN_TIMEOUT_MS, DEFAULT_UPGRADE_TIMEOUT_MS,
 };
 
 /// Default drain deadline for drains started by a signal.
@@ -56,9 +56,19 @@ pub struct Config {
     /// A connection older than this is closed after its next answer (HTTP/1.1) or gets GOAWAY
     /// (HTTP/2), so an L4 balancer rebalances after a rollout. `None`: no limit.
     pub max_connection_age: Option<Duration>,
-    /// Called on lifecycle events (drain started, stopped) with a one-line message, on a
-    /// runtime thread: it must not block.
+    /// Called on lifecycle events (drain started, stopped, upgrade) with a one-line message,
+    /// on a library thread: it must not block.
     pub on_event: Option<crate::events::EventHook>,
+    /// Speak the systemd notification protocol when `NOTIFY_SOCKET` is set: `READY=1` once
+    /// serving, `STOPPING=1` when a drain is requested, `STATUS=` lines, `WATCHDOG=1` pings at
+    /// half of `WATCHDOG_USEC`. In a process with several servers, leave it on for one.
+    pub sd_notify: bool,
+    /// SIGHUP (with [`SignalPolicy::Library`], or delivered through the signal paths) starts an
+    /// in-place upgrade to a fresh copy of this program with the same arguments
+    /// ([`crate::Server::upgrade`]). Off: the library leaves SIGHUP alone.
+    pub upgrade_on_sighup: bool,
+    /// How long an upgrade waits for the new process to report ready.
+    pub upgrade_timeout: Duration,
     /// `HOST:PORT` to bind; port 0 picks a free port (read it back with `local_addr`).
     pub addr: String,
     /// Who handles SIGINT/SIGTERM.
@@ -98,6 +108,9 @@ impl Default for Config {
             max_requests_per_connection: 0,
             max_connection_age: None,
             on_event: None,
+            sd_notify: true,
+            upgrade_on_sighup: false,
+            upgrade_timeout: Duration::from_millis(DEFAULT_UPGRADE_TIMEOUT_MS as u64),
             addr: DEFAULT_ADDR.to_string(),
             signals: SignalPolicy::Host,
             signal_drain_timeout: DEFAULT_SIGNAL_DRAIN_TIMEOUT,

@@ -19,3 +19,5 @@ pub const DEFAULT_MAX_HEADER_BYTES: u32 = 64 * 1024;
 pub const DEFAULT_KEEPALIVE_IDLE_TIMEOUT_MS: u32 = 60_000;
 /// Default cap on threads that run host handlers.
 pub const DEFAULT_HANDLER_THREADS: u32 = 512;
+/// Default time an in-place upgrade waits for the new process to report ready, ms.
+pub const DEFAULT_UPGRADE_TIMEOUT_MS: u32 = 10_000;

@@ -11,6 +11,10 @@ pub enum EventKind {
     /// The server stopped; the message gives the outcome (graceful in N ms, or forced with the
     /// number of connections cut).
     Stopped,
+    /// An in-place upgrade's new process reported ready; this server drains now.
+    UpgradeReady,
+    /// An in-place upgrade failed (the message says why); this server keeps serving.
+    UpgradeFailed,
 }
 
 /// One lifecycle event.

@@ -222,12 +222,20 @@ pub fn build_response<'a>(
     Ok(resp)
 }
 
+/// [`sanitize_framing`] for a whole response (its body says whether it is streamed).
+pub(crate) fn sanitize_response(resp: &mut Response) {
+    let streamed = matches!(resp.body(), ResponseBody::Stream(_));
+    sanitize_framing(resp.headers_mut(), streamed);
+}
+
 /// Takes the framing out of the handler's hands, for every host alike: the library sets
-/// `Content-Length` / `Transfer-Encoding` from the body it sends (a handler's own value could
-/// only disagree with it), hop-by-hop headers (`Keep-Alive`, `Proxy-Connection`, `Upgrade`)
-/// are dropped, and `Connection` keeps only its meaning the library honours: a `close` token
-/// asks for the connection to close after this response (HTTP/1.1; HTTP/2 has no such header).
-pub(crate) fn sanitize_framing(headers: &mut HeaderMap) {
+/// `Content-Length` from a complete body (a handler's own value could only disagree with it)
+/// and chooses `Transfer-Encoding` itself; a streamed body keeps a valid single
+/// `Content-Length` (a download of known size is sent with it, not chunked, as PEP 3333 and
+/// net/http do). Hop-by-hop headers (`Keep-Alive`, `Proxy-Connection`, `Upgrade`) are dropped,
+/// and `Connection` keeps only its meaning the library honours: a `close` token asks for the
+/// connection to close after this response (HTTP/1.1; HTTP/2 has no such header).
+pub(crate) fn sanitize_framing(headers: &mut HeaderMap, streamed: bool) {
     // Most answers carry none of these: look before changing anything (each removal hashes).
     let framing = headers.keys().any(|k| {
         k == http::header::CONTENT_LENGTH
@@ -240,7 +248,16 @@ pub(crate) fn sanitize_framing(headers: &mut HeaderMap) {
     if !framing {
         return;
     }
-    headers.remove(http::header::CONTENT_LENGTH);
+    let keep_length = streamed && {
+        let mut values = headers.get_all(http::header::CONTENT_LENGTH).iter();
+        matches!(
+            (values.next(), values.next()),
+            (Some(v), None) if !v.is_empty() && v.as_bytes().iter().all(u8::is_ascii_digit)
+        )
+    };
+    if !keep_length {
+        headers.remove(http::header::CONTENT_LENGTH);
+    }
     headers.remove(http::header::TRANSFER_ENCODING);
     for hop in ["keep-alive", "proxy-connection", "upgrade"] {
         headers.remove(hop);

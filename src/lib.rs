@@ -23,9 +23,15 @@ pub mod handler;
 pub mod logging;
 pub mod outcome;
 pub(crate) mod panic;
+#[cfg(not(target_os = "wasi"))]
+mod sdnotify;
+#[cfg(target_os = "wasi")]
+#[path = "sdnotify_wasi.rs"]
+mod sdnotify;
 pub mod server;
 mod signals;
 mod sys;
+pub mod upgrade;
 
 pub mod ffi;
 
@@ -35,6 +41,7 @@ pub use handler::{BodyWriter, Handler, Reply, ReplyError, Request, Response, Res
 pub use outcome::{Outcome, StopCause};
 pub use server::{in_handler, OwnThread, Server, StartError, StartErrorKind, Stats};
 pub use signals::SignalSender;
+pub use upgrade::UpgradeCommand;
 
 /// Delivers `signum` to every running server that listens for process-wide signals (those
 /// started with [`SignalPolicy::Library`] or [`SignalPolicy::Host`]), exactly as a caught

@@ -19,6 +19,8 @@ pub enum StopCause {
     ForcedDeadline,
     /// A second signal arrived during the drain; open connections were closed at once.
     ForcedSecondSignal,
+    /// An in-place upgrade handed the listener to a new process, and this one drained in time.
+    Upgraded,
 }
 
 impl StopCause {
@@ -31,9 +33,12 @@ impl StopCause {
         }
     }
 
-    /// True for the two graceful causes.
+    /// True for the graceful causes (a signal, a call, an upgrade).
     pub fn is_graceful(self) -> bool {
-        matches!(self, StopCause::GracefulSignal | StopCause::GracefulCall)
+        matches!(
+            self,
+            StopCause::GracefulSignal | StopCause::GracefulCall | StopCause::Upgraded
+        )
     }
 
     /// True when connections were cut by force.

@@ -1,10 +1,13 @@
-# Conformance suite (tests/conformance, bench/load): load generators, setpriv, the Python h2
-# client, and h2spec. Idempotent and quiet; sourced by .ci/run with `set -euo pipefail`.
+# Conformance suite (tests/conformance, bench/load, bench/upgrade): load generators, setpriv,
+# systemd-socket-activate (Debian's systemd package: not on a fresh Debian container; only the
+# binary is used, no systemd needs to run), the Python h2 client, and h2spec. Idempotent and
+# quiet; sourced by .ci/run with `set -euo pipefail`.
 export DEBIAN_FRONTEND=noninteractive
 conformance_apt=()
 for pkg in wrk nghttp2-client util-linux; do
   dpkg -s "$pkg" >/dev/null 2>&1 || conformance_apt+=("$pkg")
 done
+command -v systemd-socket-activate >/dev/null 2>&1 || conformance_apt+=(systemd)
 if [ ${#conformance_apt[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${conformance_apt[@]}"

@@ -123,6 +123,7 @@ func TestStopCausesMatchHeader(t *testing.T) {
 		"CauseGracefulCall": CauseGracefulCall, "CauseBindFailed": CauseBindFailed,
 		"CauseRuntimeFailed": CauseRuntimeFailed, "CauseForcedDeadline": CauseForcedDeadline,
 		"CauseForcedSecondSignal": CauseForcedSecondSignal, "CauseInvalidOptions": CauseInvalidOptions,
+		"CauseUpgraded": CauseUpgraded,
 	}
 	if len(values) != len(goC) {
 		t.Errorf("this test knows %d StopCause constants, errors.go declares %d: update the table", len(values), len(goC))

@@ -38,6 +38,7 @@ const (
 	CodeStillRunning     Code = C.SERVER_STILL_RUNNING
 	CodeDraining         Code = C.SERVER_DRAINING
 	CodeBufferTooSmall   Code = C.SERVER_ERR_BUFFER_TOO_SMALL
+	CodeUpgrade          Code = C.SERVER_ERR_UPGRADE
 )
 
 // String returns the library's fixed text for the code.
@@ -57,6 +58,7 @@ const (
 	CauseForcedDeadline     StopCause = C.SERVER_CAUSE_FORCED_DEADLINE      // the drain deadline cut connections
 	CauseForcedSecondSignal StopCause = C.SERVER_CAUSE_FORCED_SECOND_SIGNAL // a second signal cut connections
 	CauseInvalidOptions     StopCause = C.SERVER_CAUSE_INVALID_OPTIONS      // the options were rejected
+	CauseUpgraded           StopCause = C.SERVER_CAUSE_UPGRADED             // handed over to a new process (Upgrade), then drained
 )
 
 // Forced reports whether the cause is a forced stop (deadline or second signal).
@@ -138,6 +140,7 @@ var (
 	ErrClosed          = newSentinel(CodeClosed)           // the client is gone / the stop was forced
 	ErrInvalidArgument = newSentinel(CodeInvalidArgument)  // a bad option, status or header
 	ErrVersion         = newSentinel(CodeVersion)          // library ABI/options version mismatch
+	ErrUpgrade         = newSentinel(CodeUpgrade)          // an in-place upgrade failed; the server keeps serving
 )
 
 // lastError builds an *Error for code from the calling thread's last-error message. The caller

@@ -95,6 +95,19 @@ type Options struct {
 	// stopped) with a one-line message, e.g. to print on stderr. It runs on a library thread
 	// and must not block.
 	OnEvent func(kind EventKind, message string)
+
+	// UpgradeOnSIGHUP makes a forwarded SIGHUP (ForwardSignals, NotifySignal) upgrade in
+	// place: a fresh copy of this program with the same arguments takes over the listener, and
+	// once it reports ready this server drains (CauseUpgraded, exit status 0); if it never
+	// does, this server keeps serving and OnEvent says why. See Upgrade.
+	UpgradeOnSIGHUP bool
+	// UpgradeTimeout bounds how long an upgrade waits for the new process (0: the library's
+	// default).
+	UpgradeTimeout time.Duration
+	// DisableSdNotify turns off the systemd notifications the library sends when NOTIFY_SOCKET
+	// is set (READY=1, STOPPING=1, STATUS=, WATCHDOG=1). Leave them on for one server of a
+	// process.
+	DisableSdNotify bool
 }
 
 // EventKind says what a lifecycle event reports (the C enum server_event_kind).
@@ -102,8 +115,10 @@ type EventKind int
 
 // The lifecycle events.
 const (
-	EventDrainStarted EventKind = C.SERVER_EVENT_DRAIN_STARTED
-	EventStopped      EventKind = C.SERVER_EVENT_STOPPED
+	EventDrainStarted  EventKind = C.SERVER_EVENT_DRAIN_STARTED
+	EventStopped       EventKind = C.SERVER_EVENT_STOPPED
+	EventUpgradeReady  EventKind = C.SERVER_EVENT_UPGRADE_READY
+	EventUpgradeFailed EventKind = C.SERVER_EVENT_UPGRADE_FAILED
 )
 
 // durationMs rounds d up to whole milliseconds for the C ABI (negative: 0).
@@ -168,6 +183,11 @@ func cOptions(o *C.server_options, opts *Options) (cStrings, error) {
 	set(&o.drain_delay_ms, "DrainDelay", opts.DrainDelay.Milliseconds())
 	set(&o.max_requests_per_connection, "MaxRequestsPerConnection", int64(opts.MaxRequestsPerConnection))
 	set(&o.max_connection_age_ms, "MaxConnectionAge", opts.MaxConnectionAge.Milliseconds())
+	set(&o.upgrade_timeout_ms, "UpgradeTimeout", opts.UpgradeTimeout.Milliseconds())
+	o.upgrade_on_sighup = C.bool(opts.UpgradeOnSIGHUP)
+	if opts.DisableSdNotify {
+		o.sd_notify = C.SERVER_SD_NOTIFY_OFF
+	}
 	if err != nil {
 		return nil, err
 	}

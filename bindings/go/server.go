@@ -13,6 +13,7 @@ import (
 	"runtime/cgo"
 	"sync"
 	"time"
+	"unsafe"
 )
 
 // Server is one running server. Servers are independent, like http.Server values: any number
@@ -315,6 +316,57 @@ func (s *Server) Stats() (Stats, error) {
 		uint64(st.requests_active), uint64(st.requests_total),
 		uint64(st.connections_idle), uint64(st.connections_drained),
 		uint64(st.connections_cut), uint64(st.requests_during_delay)}, nil
+}
+
+// Upgrade upgrades in place: it starts program with args (args[0] first; program "" and nil
+// args: a fresh copy of this very program with the same arguments) with the server's
+// listening socket handed over the way this server got it (descriptor 3 with
+// LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, or descriptor N again for an "fd:N" address), so a
+// graceserve program given the same address adopts it), waits up to timeout (0: the UpgradeTimeout
+// option) for it to report ready, then starts this server's drain and returns the new
+// process id. Both accept on the socket meanwhile, so no connection is refused. On failure
+// (the new process cannot start, exits, or never reports ready) it is stopped, this server
+// keeps serving, and the error (matching ErrUpgrade) says why. Blocks up to the timeout.
+func (s *Server) Upgrade(program string, args []string, timeout time.Duration) (int, error) {
+	if program == "" && args != nil {
+		return 0, &Error{Code: CodeInvalidArgument, Message: "graceserve: Upgrade: args need a program"}
+	}
+	var strs cStrings
+	defer strs.free()
+	var cprog *C.char
+	var argv **C.char
+	if program != "" {
+		cprog = strs.add(program)
+	}
+	if args != nil {
+		arr := C.malloc(C.size_t(len(args)+1) * C.size_t(unsafe.Sizeof(uintptr(0))))
+		defer C.free(arr)
+		ptrs := unsafe.Slice((**C.char)(arr), len(args)+1)
+		for i, a := range args {
+			ptrs[i] = strs.add(a)
+		}
+		ptrs[len(args)] = nil
+		argv = (**C.char)(arr)
+	}
+	ms, err := clampU32("timeout", timeout.Milliseconds())
+	if err != nil {
+		return 0, err
+	}
+	var pid C.uint32_t
+	var e *Error
+	if !s.inst.do(func(p *C.server_instance) {
+		withThread(func() {
+			if rc := C.server_instance_upgrade(p, cprog, argv, ms, &pid); rc != C.SERVER_OK {
+				e = lastError(rc)
+			}
+		})
+	}) {
+		return 0, &Error{Code: CodeNotRunning, Message: "graceserve: the server is not running"}
+	}
+	if e != nil {
+		return 0, e
+	}
+	return int(pid), nil
 }
 
 // DrainRequested reports whether a drain of the server was requested (also during the

@@ -47,6 +47,9 @@ func (s *Server) NotifySignal(sig os.Signal) error {
 func (s *Server) ForwardSignals(sigs ...os.Signal) (stop func()) {
 	if len(sigs) == 0 {
 		sigs = []os.Signal{os.Interrupt, syscall.SIGTERM}
+		if s.opts.UpgradeOnSIGHUP {
+			sigs = append(sigs, syscall.SIGHUP)
+		}
 	}
 	ch := make(chan os.Signal, 8)
 	signal.Notify(ch, sigs...)

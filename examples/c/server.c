@@ -1,7 +1,8 @@
 /*
  * server-c: the graceserve C example host (DESIGN.md §5 host contract).
  *
- *   server-c [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]
+ *   server-c [--addr HOST:PORT | systemd | systemd:NAME | fd:N] [--shutdown-timeout-ms N]
+ *            [--drain-delay-ms N]
  *
  *   GET  /            -> 200 "OK"
  *   GET  /sleep?ms=N  -> 200 "slept N" after N ms
@@ -11,8 +12,12 @@
  *   anything else     -> 404
  *
  * Prints "listening on HOST:PORT" once bound. SIGINT/SIGTERM drain gracefully (after the
- * pre-drain delay); the library's lifecycle events (drain started, stopped) go to stderr, one
- * line each. The exit status is the outcome: 0 graceful, 1 bind failure or forced drain.
+ * pre-drain delay); SIGHUP upgrades in place: a fresh copy of this program with the same flags
+ * takes over the listener, and once it reports ready this process drains and exits 0 (if it
+ * never does, this process keeps serving and says why). With NOTIFY_SOCKET set the library
+ * tells systemd READY=1, STOPPING=1 and WATCHDOG=1. The library's lifecycle events go to
+ * stderr, one line each. The exit status is the outcome: 0 graceful, 1 bind failure or forced
+ * drain.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -90,7 +95,7 @@ static void on_event(void *userdata, server_event_kind kind, const char *message
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: server-c [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]\n");
+    fprintf(stderr, "usage: server-c [--addr HOST:PORT|systemd|systemd:NAME|fd:N] [--shutdown-timeout-ms N] [--drain-delay-ms N]\n");
 }
 
 /* Parses a millisecond flag value: 0..UINT32_MAX-1; -1 when invalid. */
@@ -110,6 +115,7 @@ int main(int argc, char **argv) {
     opts.readiness_path = "/readyz";
     opts.liveness_path = "/livez";
     opts.on_event = on_event;
+    opts.upgrade_on_sighup = true; /* SIGHUP: hand the listener to a fresh copy of this program */
 
     static const char *const ms_flags[] = {"--shutdown-timeout-ms", "--drain-delay-ms"};
     for (int i = 1; i < argc; i++) {

@@ -1,6 +1,6 @@
 // server-go: the graceserve Go example host (DESIGN.md §5 host contract).
 //
-//	server-go [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]
+//	server-go [--addr HOST:PORT|systemd|systemd:NAME|fd:N] [--shutdown-timeout-ms N] [--drain-delay-ms N]
 //
 //	GET  /            -> 200 "OK"
 //	GET  /sleep?ms=N  -> 200 "slept N" after N ms
@@ -13,7 +13,9 @@
 // ForwardSignals hands SIGINT/SIGTERM to the library's signal policy: the first starts a
 // graceful drain (after the --drain-delay-ms pre-drain delay) with the --shutdown-timeout-ms
 // deadline, a second forces the stop. The library's lifecycle events (drain started, stopped)
-// go to stderr, one line each. The exit
+// go to stderr, one line each. SIGHUP upgrades in place (a fresh copy of this program with the
+// same flags takes over the listener; this one drains and exits 0, or keeps serving and says
+// why). With NOTIFY_SOCKET set, the library speaks systemd's notification protocol. The exit
 // status is the one the library assigns to the stop cause: 0 graceful, 1 bind failure or
 // forced drain; 2 for bad usage. Without flags the library's defaults apply (address and
 // drain deadline).
@@ -80,7 +82,7 @@ func handle(w http.ResponseWriter, r *http.Request) {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: server-go [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]")
+	fmt.Fprintln(os.Stderr, "usage: server-go [--addr HOST:PORT|systemd|systemd:NAME|fd:N] [--shutdown-timeout-ms N] [--drain-delay-ms N]")
 }
 
 // parseArgs returns the address ("" for the library's default), the drain deadline (0 for the
@@ -154,6 +156,7 @@ func run() int {
 		OnEvent: func(_ graceserve.EventKind, message string) {
 			fmt.Fprintf(os.Stderr, "server-go: %s\n", message)
 		},
+		UpgradeOnSIGHUP: true, // SIGHUP: a fresh copy of this program takes over the listener
 	})
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "server-go: %v\n", err)
@@ -164,7 +167,7 @@ func run() int {
 		return 1
 	}
 	// From here SIGINT/SIGTERM go to the library: the first drains, a second forces.
-	stop := srv.ForwardSignals(os.Interrupt, syscall.SIGTERM)
+	stop := srv.ForwardSignals(os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	fmt.Printf("listening on %s\n", srv.Addr())
 	os.Stdout.Sync()

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """server-python: the graceserve Python example host (DESIGN.md §5 host contract).
 
-    server-python [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]
+    server-python [--addr HOST:PORT|systemd|systemd:NAME|fd:N] [--shutdown-timeout-ms N]
+                  [--drain-delay-ms N]
 
     GET  /            -> 200 "OK"
     GET  /sleep?ms=N  -> 200 "slept N" after N ms
@@ -11,7 +12,9 @@
     anything else     -> 404
 
 Prints "listening on HOST:PORT" once bound. SIGINT/SIGTERM drain gracefully after the
-pre-drain delay (a second one forces the stop); the library's lifecycle events (drain started,
+pre-drain delay (a second one forces the stop); SIGHUP upgrades in place (a fresh copy of this
+program with the same flags takes over the listener; this one then drains and exits 0, or keeps
+serving and says why); with NOTIFY_SOCKET set the library speaks systemd's protocol; the library's lifecycle events (drain started,
 stopped) go to stderr, one line each. The exit status is the outcome: 0 graceful, 1 bind
 failure or forced drain.
 It behaves exactly as examples/c/server.c does, byte for byte on the wire.
@@ -27,7 +30,7 @@ from typing import Dict, List, Optional, Tuple
 import graceserve
 
 PROG = "server-python"
-USAGE = f"usage: {PROG} [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]\n"
+USAGE = f"usage: {PROG} [--addr HOST:PORT|systemd|systemd:NAME|fd:N] [--shutdown-timeout-ms N] [--drain-delay-ms N]\n"
 MS_FLAGS = ("--shutdown-timeout-ms", "--drain-delay-ms")
 TEXT = {"content-type": "text/plain; charset=utf-8"}
 # strtol/strtoul accept leading white space and a sign; so do we, to match the C host.
@@ -122,6 +125,7 @@ def main(argv: List[str]) -> int:
         readiness_path="/readyz",
         liveness_path="/livez",
         on_event=on_event,
+        upgrade_on_sighup=True,
     )
     try:
         # The outcome is printed by on_event (EventKind.STOPPED).

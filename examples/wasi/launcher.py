@@ -6,10 +6,15 @@ the host contract (DESIGN.md §5) exactly like server-c.
 
 The flags are checked here as server-c checks them (usage errors exit 2, which a WASI command
 cannot report itself), then passed to the guest unchanged. WASI has no signals, so
-SIGINT/SIGTERM sent to this launcher become one byte each on the guest's stdin, which the guest
-treats as one signal each: the first drains with the signal deadline, the second forces the
-stop. The guest's stdout (the `listening on` line) and stderr are the launcher's, and the exit
+SIGINT/SIGTERM sent to this launcher become one byte each on the guest's stdin (the signal
+number), which the guest treats as that signal: the first drains with the signal deadline, the
+second forces the stop. The guest's stdout (the `listening on` line) and stderr are the launcher's, and the exit
 status is the guest's.
+
+Not on WASI: `--addr systemd|systemd:NAME|fd:N`, NOTIFY_SOCKET and the SIGHUP in-place upgrade of
+the native hosts (no descriptors passed into the sandbox, no unix sockets, no processes to start;
+see examples/wasi/main.rs). SIGHUP is not handled here: it ends this launcher (status 129), and
+the guest drains as for the end of stdin.
 
 wasmtime runs in its own session, so a terminal's Ctrl-C reaches only this launcher (wasmtime
 itself would kill the guest at once). If the launcher dies, the guest sees stdin end, which also
@@ -107,26 +112,24 @@ def main(argv: list[str]) -> int:
     # wasmtime caches the compiled component, so only the first start pays for compilation.
     cmd = [wasmtime, "run", "-S", "inherit-network", path, *argv]
 
-    pending = 0
+    pending: list[int] = []  # signal numbers not yet written to the guest
     child: Optional[subprocess.Popen[bytes]] = None
 
     def deliver() -> None:
-        nonlocal pending
         if child is None or child.stdin is None:
             return
-        while pending > 0:
-            # Counted before the write, so a signal handled in between (which re-enters here)
+        while pending:
+            # Taken before the write, so a signal handled in between (which re-enters here)
             # cannot make one signal two bytes.
-            pending -= 1
+            signum = pending.pop(0)
             try:
                 # Unbuffered: this also runs inside the signal handler.
-                os.write(child.stdin.fileno(), b"s")
+                os.write(child.stdin.fileno(), bytes([signum]))
             except (BrokenPipeError, ValueError, OSError):
                 return  # the guest is gone (or going): nothing left to stop
 
     def on_signal(signum: int, frame: Optional[FrameType]) -> None:
-        nonlocal pending
-        pending += 1
+        pending.append(signum)
         deliver()
 
     signal.signal(signal.SIGINT, on_signal)

@@ -15,12 +15,19 @@
 //! The library's lifecycle events (drain started, stopped) go to stderr, one line each.
 //!
 //! Prints `listening on HOST:PORT` once bound. WASI has no signals: stdin is the signal channel
-//! (each byte read, and the end of stdin, count as one SIGTERM), so the first byte or EOF
-//! drains gracefully and the next forces the stop. The exit status is the outcome: 0 graceful,
+//! (each byte read counts as one signal: a byte 1..=64 is that signal's number, any other
+//! byte and the end of stdin stand for SIGTERM), so the first byte or EOF drains gracefully
+//! and the next forces the stop. The exit status is the outcome: 0 graceful,
 //! 1 bind failure or forced drain; usage errors ask for 2, but a WASI command can only report
 //! success or failure, so under wasmtime they exit 1. `build/bin/server-wasi` (the launcher,
 //! `launcher.py`) runs this under wasmtime, checks the flags itself so usage errors exit 2, and
 //! turns real SIGINT/SIGTERM into those bytes.
+//!
+//! Not on WASI (the native hosts' systemd part of the contract): `--addr systemd`,
+//! `systemd:NAME` and `fd:N` (no descriptors are passed into the sandbox: those addresses fail
+//! the start, exit 1), `NOTIFY_SOCKET` (no unix sockets; ignored) and the SIGHUP in-place
+//! upgrade (no processes to start). Zero-downtime restarts of a WASI server go through a load
+//! balancer in front of several instances instead.
 //!
 //! Build: `RUSTFLAGS="--cfg tokio_unstable" cargo build --release --target wasm32-wasip2
 //! --example wasi`. It also builds natively (where real signals drive it).

@@ -55,12 +55,15 @@ pub enum server_result {
     SERVER_DRAINING = 20,
     /// The caller's buffer is too small.
     SERVER_ERR_BUFFER_TOO_SMALL = 21,
+    /// An in-place upgrade failed: the new process could not start, exited, or did not report
+    /// ready in time. The server keeps serving; `server_last_error` says why.
+    SERVER_ERR_UPGRADE = 22,
 }
 
 /// The fixed text of a result code.
 pub(crate) fn result_text(code: i64) -> &'static str {
     use server_result::*;
-    const TABLE: [(server_result, &str); 22] = [
+    const TABLE: [(server_result, &str); 23] = [
         (SERVER_OK, "ok\0"),
         (
             SERVER_ERR_FAILED,
@@ -110,6 +113,10 @@ pub(crate) fn result_text(code: i64) -> &'static str {
         (SERVER_STILL_RUNNING, "the server is still running\0"),
         (SERVER_DRAINING, "the drain has started\0"),
         (SERVER_ERR_BUFFER_TOO_SMALL, "the buffer is too small\0"),
+        (
+            SERVER_ERR_UPGRADE,
+            "the in-place upgrade failed; the server keeps serving\0",
+        ),
     ];
     TABLE
         .iter()

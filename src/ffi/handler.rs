@@ -40,6 +40,10 @@ pub enum server_event_kind {
     SERVER_EVENT_DRAIN_STARTED = 1,
     /// The server stopped: graceful in N ms, or forced with the number of connections cut.
     SERVER_EVENT_STOPPED = 2,
+    /// An in-place upgrade's new process reported ready; this server drains now.
+    SERVER_EVENT_UPGRADE_READY = 3,
+    /// An in-place upgrade failed (the message says why); this server keeps serving.
+    SERVER_EVENT_UPGRADE_FAILED = 4,
 }
 
 /// Called on lifecycle events with the options' `userdata`, the kind, and a NUL-terminated
@@ -107,6 +111,8 @@ pub(crate) fn event_hook(
         let kind = match ev.kind {
             EventKind::DrainStarted => server_event_kind::SERVER_EVENT_DRAIN_STARTED,
             EventKind::Stopped => server_event_kind::SERVER_EVENT_STOPPED,
+            EventKind::UpgradeReady => server_event_kind::SERVER_EVENT_UPGRADE_READY,
+            EventKind::UpgradeFailed => server_event_kind::SERVER_EVENT_UPGRADE_FAILED,
         };
         let msg = CString::new(ev.message.replace('\0', " ")).unwrap_or_default();
         // SAFETY: the host's callback with its userdata; the message lives during the call.

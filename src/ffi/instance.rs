@@ -47,6 +47,9 @@ pub enum server_stop_cause {
     /// The start rejected the options (version, out-of-range value, bad UTF-8) before anything
     /// started (exit status 1).
     SERVER_CAUSE_INVALID_OPTIONS = 7,
+    /// An in-place upgrade handed the listener to a new process and this one drained in time
+    /// (exit status 0).
+    SERVER_CAUSE_UPGRADED = 8,
 }
 
 impl From<StopCause> for server_stop_cause {
@@ -60,6 +63,7 @@ impl From<StopCause> for server_stop_cause {
             StopCause::RuntimeFailed => SERVER_CAUSE_RUNTIME_FAILED,
             StopCause::ForcedDeadline => SERVER_CAUSE_FORCED_DEADLINE,
             StopCause::ForcedSecondSignal => SERVER_CAUSE_FORCED_SECOND_SIGNAL,
+            StopCause::Upgraded => SERVER_CAUSE_UPGRADED,
         }
     }
 }
@@ -73,6 +77,7 @@ fn cause_from_u32(v: u32) -> Option<StopCause> {
         5 => StopCause::ForcedDeadline,
         6 => StopCause::ForcedSecondSignal,
         7 => StopCause::InvalidOptions,
+        8 => StopCause::Upgraded,
         _ => return None,
     })
 }
@@ -140,11 +145,19 @@ pub(super) struct StartFailure {
 }
 
 /// Reads the options and starts a server: the one start path for instances and the default
-/// server.
+/// server. A failure is recorded as the thread's last error, with the cause it amounts to.
 pub(super) unsafe fn start(
     opts: *const server_options,
     target: Target,
 ) -> Result<Server, StartFailure> {
+    let r = unsafe { start_inner(opts, target) };
+    if let Err(f) = &r {
+        set_last_error_with_cause(f.code, f.message.clone(), f.outcome.cause.into());
+    }
+    r
+}
+
+unsafe fn start_inner(opts: *const server_options, target: Target) -> Result<Server, StartFailure> {
     let (cfg, handler) = match unsafe { read_options(opts, target) } {
         Ok(v) => v,
         Err((code, message)) => {
@@ -323,10 +336,7 @@ ffi_fn! {
                 unsafe { *out = Box::into_raw(handle) };
                 server_result::SERVER_OK as c_int
             }
-            Err(f) => {
-                set_last_error_with_cause(f.code, f.message, f.outcome.cause.into());
-                f.code as c_int
-            }
+            Err(f) => f.code as c_int,
         }
     } ?= server_result::SERVER_ERR_PANIC as c_int
 }
@@ -477,6 +487,123 @@ ffi_fn! {
             drop(unsafe { Box::from_raw(srv) });
         }
     }
+}
+
+/// A path or argument from C bytes, as the OS takes it.
+fn os_string(b: &[u8]) -> std::ffi::OsString {
+    #[cfg(unix)]
+    {
+        std::os::unix::ffi::OsStringExt::from_vec(b.to_vec())
+    }
+    // WASI has no processes to start (the upgrade fails there anyway); keep it compiling.
+    #[cfg(not(unix))]
+    {
+        String::from_utf8_lossy(b).into_owned().into()
+    }
+}
+
+/// Reads the optional program path and NULL-terminated argv of an upgrade call.
+unsafe fn upgrade_command(
+    program: *const c_char,
+    argv: *const *const c_char,
+) -> Result<Option<crate::upgrade::UpgradeCommand>, c_int> {
+    use std::ffi::CStr;
+    if program.is_null() {
+        if !argv.is_null() {
+            return Err(fail(
+                server_result::SERVER_ERR_INVALID_ARGUMENT,
+                "argv needs a program: pass both, or neither for this program with its own arguments",
+            ));
+        }
+        return Ok(None);
+    }
+    // SAFETY: non-NULL, NUL-terminated per the contract.
+    let p = unsafe { CStr::from_ptr(program) };
+    let mut args = Vec::new();
+    if argv.is_null() {
+        args.push(os_string(p.to_bytes()));
+    } else {
+        for i in 0..4096 {
+            // SAFETY: the caller promises a NULL-terminated array of C strings.
+            let a = unsafe { *argv.add(i) };
+            if a.is_null() {
+                break;
+            }
+            // SAFETY: as above.
+            args.push(os_string(unsafe { CStr::from_ptr(a) }.to_bytes()));
+        }
+        if args.is_empty() {
+            return Err(fail(
+                server_result::SERVER_ERR_INVALID_ARGUMENT,
+                "argv is empty: it needs at least argv[0]",
+            ));
+        }
+    }
+    Ok(Some(crate::upgrade::UpgradeCommand {
+        program: os_string(p.to_bytes()).into(),
+        args,
+    }))
+}
+
+/// The shared body of `server_instance_upgrade` and `server_upgrade`.
+pub(super) unsafe fn upgrade(
+    srv: &Server,
+    program: *const c_char,
+    argv: *const *const c_char,
+    timeout_ms: u32,
+    out_pid: *mut u32,
+) -> c_int {
+    let cmd = match unsafe { upgrade_command(program, argv) } {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let timeout = (timeout_ms != 0).then(|| Duration::from_millis(timeout_ms as u64));
+    match srv.upgrade(cmd, timeout) {
+        Ok(pid) => {
+            if !out_pid.is_null() {
+                // SAFETY: non-NULL per the check.
+                unsafe { *out_pid = pid };
+            }
+            server_result::SERVER_OK as c_int
+        }
+        Err(m) => fail(
+            server_result::SERVER_ERR_UPGRADE,
+            format!("upgrade failed: {m}"),
+        ),
+    }
+}
+
+ffi_fn! {
+    /// In-place upgrade: starts `program` with `argv` (a NULL-terminated array, `argv[0]`
+    /// first; both NULL: a fresh copy of this very program, by its path, with this process's
+    /// own arguments) with `srv`'s listening socket handed over the way `srv` got it: as
+    /// descriptor 3 with `LISTEN_FDS=1`, `LISTEN_PID` and `LISTEN_FDNAMES` (the name systemd
+    /// passed it with, else `graceserve`), or, for an `fd:N` address, as descriptor N again
+    /// without those variables — so a graceserve program given the same address (`HOST:PORT`,
+    /// `systemd`, `systemd:NAME`, `fd:N`) adopts it instead of binding. Waits up to
+    /// `timeout_ms` (0: the option `upgrade_timeout_ms`) for the new process to report ready —
+    /// the systemd protocol, with this process in systemd's place (its `NOTIFY_SOCKET` is
+    /// ours) — then starts `srv`'s drain with its pre-drain delay and signal deadline, and
+    /// returns: `srv`'s wait then returns 0 with `SERVER_CAUSE_UPGRADED` once it has drained.
+    /// Both processes accept on the socket meanwhile, so no connection is refused. Under
+    /// systemd, the new process is announced with `MAINPID=` (use `NotifyAccess=all`).
+    ///
+    /// Returns `SERVER_OK` (`*out_pid`, if not NULL, gets the new process id);
+    /// `SERVER_ERR_UPGRADE` when the new process could not start, exited, or did not report
+    /// ready in time (it is stopped; `srv` keeps serving; `server_last_error()` says why);
+    /// `SERVER_ERR_INVALID_ARGUMENT`, `SERVER_ERR_NULL_PARAMETER`. Blocks up to the timeout:
+    /// not from an `inline_handler`. Not on WASI (always `SERVER_ERR_UPGRADE`).
+    unsafe fn server_instance_upgrade(
+        srv: *mut server_instance,
+        program: *const c_char,
+        argv: *const *const c_char,
+        timeout_ms: u32,
+        out_pid: *mut u32,
+    ) -> c_int {
+        check_null!(srv, "srv");
+        let s = unsafe { inst(srv) }.expect("checked");
+        unsafe { upgrade(&s.server, program, argv, timeout_ms, out_pid) }
+    } ?= server_result::SERVER_ERR_PANIC as c_int
 }
 
 ffi_fn! {

@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_int};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::error::{fail, server_result, set_last_error_with_cause};
+use super::error::{fail, server_result};
 use super::instance::{self, server_stats, server_stop_cause};
 use super::options::{server_options, Target};
 use crate::outcome::Outcome;
@@ -91,7 +91,6 @@ ffi_fn! {
             }
             Err(f) => {
                 // A failed start, like a failed bind: server_wait() now returns 1.
-                set_last_error_with_cause(f.code, f.message, f.outcome.cause.into());
                 *s = Slot::Stopped(f.outcome);
                 f.code as c_int
             }
@@ -203,6 +202,24 @@ ffi_fn! {
             Err(None) => server_stop_cause::SERVER_CAUSE_NONE,
         }
     } ?= server_stop_cause::SERVER_CAUSE_NONE
+}
+
+ffi_fn! {
+    /// `server_instance_upgrade` for the default server: starts a successor with the
+    /// listener handed over, waits for it to report ready, then drains. Returns `SERVER_OK`,
+    /// `SERVER_ERR_UPGRADE` (the default server keeps serving; `server_last_error()` says
+    /// why), `SERVER_ERR_INVALID_ARGUMENT` or `SERVER_ERR_NOT_RUNNING`.
+    unsafe fn server_upgrade(
+        program: *const c_char,
+        argv: *const *const c_char,
+        timeout_ms: u32,
+        out_pid: *mut u32,
+    ) -> c_int {
+        let Ok(srv) = running() else {
+            return not_running();
+        };
+        unsafe { instance::upgrade(&srv, program, argv, timeout_ms, out_pid) }
+    } ?= server_result::SERVER_ERR_PANIC as c_int
 }
 
 ffi_fn! {

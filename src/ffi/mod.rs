@@ -19,6 +19,7 @@ pub mod handler;
 pub mod instance;
 pub mod lifecycle;
 pub mod options;
+pub mod queue;
 pub mod request;
 pub mod response;
 
@@ -28,5 +29,6 @@ pub use handler::*;
 pub use instance::*;
 pub use lifecycle::*;
 pub use options::*;
+pub use queue::*;
 pub use request::*;
 pub use response::*;

@@ -12,12 +12,17 @@ use super::handler::{
 use crate::config::{Config, SignalPolicy};
 
 /// The newest options layout this header describes. Pass it to `server_options_init`.
-pub const SERVER_OPTIONS_VERSION: u32 = 2;
+pub const SERVER_OPTIONS_VERSION: u32 = 3;
 /// The library handles SIGINT/SIGTERM itself while the server runs (default).
 pub const SERVER_SIGNALS_LIBRARY: u32 = 0;
 /// The host owns signals; it forwards them (`server_notify_signal` for the default server,
 /// `server_instance_notify_signal` for an instance) or calls shutdown itself.
 pub const SERVER_SIGNALS_HOST: u32 = 1;
+/// `server_options.sd_notify`: speak the systemd notification protocol when `NOTIFY_SOCKET` is
+/// set (default).
+pub const SERVER_SD_NOTIFY_AUTO: u32 = 0;
+/// `server_options.sd_notify`: never send systemd notifications.
+pub const SERVER_SD_NOTIFY_OFF: u32 = 1;
 /// `server_shutdown(SERVER_TIMEOUT_INFINITE)` drains without a deadline.
 pub const SERVER_TIMEOUT_INFINITE: u32 = u32::MAX;
 
@@ -96,6 +101,20 @@ pub struct server_options {
     /// message to print or log; NULL (default): none. Runs on a library thread, never
     /// concurrently with itself for one server; it must not block.
     pub on_event: server_event_fn,
+    // ---- version 3 ----
+    /// `SERVER_SD_NOTIFY_AUTO` (0, default): when `NOTIFY_SOCKET` is set, send `READY=1` (with
+    /// `MAINPID=`) once serving, `STOPPING=1` when a drain is requested, `STATUS=` lines, and
+    /// `WATCHDOG=1` at half of `WATCHDOG_USEC` from the server's own runtime (a wedged runtime
+    /// stops pinging). Path and abstract (`@`) sockets. `SERVER_SD_NOTIFY_OFF`: never. In a
+    /// process with several servers, leave it on for one. The environment is never changed.
+    pub sd_notify: u32,
+    /// SIGHUP starts an in-place upgrade (`server_instance_upgrade` with this program and its
+    /// own arguments): with `SERVER_SIGNALS_LIBRARY` the library catches SIGHUP too; with
+    /// `SERVER_SIGNALS_HOST` a forwarded SIGHUP does it. False (default): the library leaves
+    /// SIGHUP alone. A failed upgrade is reported through `on_event`.
+    pub upgrade_on_sighup: bool,
+    /// How long an upgrade waits for the new process to report ready, ms (default 10000).
+    pub upgrade_timeout_ms: u32,
 }
 
 /// The size of options layout `version`: everything up to and including its last field.
@@ -103,6 +122,7 @@ pub(crate) fn options_size(version: u32) -> Option<usize> {
     match version {
         1 => Some(offset_of!(server_options, max_body_bytes) + size_of::<u64>()),
         2 => Some(offset_of!(server_options, on_event) + size_of::<server_event_fn>()),
+        3 => Some(offset_of!(server_options, upgrade_timeout_ms) + size_of::<u32>()),
         _ => None,
     }
 }
@@ -158,6 +178,13 @@ impl server_options {
             readiness_path: std::ptr::null(),
             liveness_path: std::ptr::null(),
             on_event: None,
+            sd_notify: if c.sd_notify {
+                SERVER_SD_NOTIFY_AUTO
+            } else {
+                SERVER_SD_NOTIFY_OFF
+            },
+            upgrade_on_sighup: c.upgrade_on_sighup,
+            upgrade_timeout_ms: c.upgrade_timeout.as_millis() as u32,
         }
     }
 
@@ -187,6 +214,7 @@ impl server_options {
             )
         };
         raw.inline_handler = u8::from(raw.inline_handler != 0);
+        raw.upgrade_on_sighup = u8::from(raw.upgrade_on_sighup != 0);
         // SAFETY: the only field whose bit patterns differ was normalised to 0 or 1; the
         // handler fields are `Option<fn>`, valid for every pointer value.
         Ok(unsafe { std::mem::transmute::<RawOptions, server_options>(raw) })
@@ -218,6 +246,9 @@ struct RawOptions {
     readiness_path: *const c_char,
     liveness_path: *const c_char,
     on_event: server_event_fn,
+    sd_notify: u32,
+    upgrade_on_sighup: u8,
+    upgrade_timeout_ms: u32,
 }
 
 const _: () = {
@@ -225,6 +256,13 @@ const _: () = {
     assert!(offset_of!(RawOptions, inline_handler) == offset_of!(server_options, inline_handler));
     assert!(offset_of!(RawOptions, max_body_bytes) == offset_of!(server_options, max_body_bytes));
     assert!(offset_of!(RawOptions, on_event) == offset_of!(server_options, on_event));
+    assert!(
+        offset_of!(RawOptions, upgrade_on_sighup) == offset_of!(server_options, upgrade_on_sighup)
+    );
+    assert!(
+        offset_of!(RawOptions, upgrade_timeout_ms)
+            == offset_of!(server_options, upgrade_timeout_ms)
+    );
 };
 
 ffi_fn! {
@@ -330,6 +368,18 @@ pub(crate) unsafe fn read_options(
         .then(|| Duration::from_millis(o.max_connection_age_ms as u64));
     cfg.readiness_path = unsafe { opt_str(o.readiness_path, "readiness_path") }?;
     cfg.liveness_path = unsafe { opt_str(o.liveness_path, "liveness_path") }?;
+    cfg.sd_notify = match o.sd_notify {
+        SERVER_SD_NOTIFY_AUTO => true,
+        SERVER_SD_NOTIFY_OFF => false,
+        other => {
+            return Err((
+                server_result::SERVER_ERR_INVALID_ARGUMENT,
+                format!("server_options.sd_notify = {other} is not SERVER_SD_NOTIFY_AUTO (0) or SERVER_SD_NOTIFY_OFF (1)"),
+            ))
+        }
+    };
+    cfg.upgrade_on_sighup = o.upgrade_on_sighup;
+    cfg.upgrade_timeout = ms(o.upgrade_timeout_ms, cfg.upgrade_timeout);
     Ok((cfg, handler))
 }
 

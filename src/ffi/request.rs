@@ -25,6 +25,8 @@ pub struct server_request {
     query: Cow<'static, CStr>,
     /// Formatted on first use: most handlers never ask.
     remote: std::sync::OnceLock<CString>,
+    /// `server_request_head`'s packed copy, made on first use.
+    head: std::sync::OnceLock<Vec<u8>>,
 }
 
 /// The method as a C string: a constant for the standard methods.
@@ -70,9 +72,63 @@ impl server_request {
             path: take_cstr(&mut req.path),
             query: take_cstr(&mut req.query),
             remote: std::sync::OnceLock::new(),
+            head: std::sync::OnceLock::new(),
             req,
             reply: Mutex::new(Some(reply)),
         }))
+    }
+
+    /// Answers `503 Service Unavailable` (for a host that no longer takes requests) and frees
+    /// the request.
+    pub(crate) fn reject_unavailable(self: Box<Self>) {
+        let reply = self.reply.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(reply) = reply {
+            let _ = reply.send(crate::handler::text_response(
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                "service unavailable\n",
+            ));
+        }
+    }
+
+    /// The head packed for `server_request_head`.
+    fn packed_head(&self) -> Vec<u8> {
+        let rq = &self.req;
+        let version = match rq.version {
+            http::Version::HTTP_10 => "1.0",
+            http::Version::HTTP_2 => "2",
+            _ => "1.1",
+        };
+        let remote = rq.remote_addr.map(|a| a.to_string()).unwrap_or_default();
+        let body_len = rq.body.len().to_string();
+        let (method, path, query) = (
+            self.method.to_bytes(),
+            self.path.to_bytes(),
+            self.query.to_bytes(),
+        );
+        let mut size = method.len() + path.len() + query.len() + remote.len() + 16;
+        for (n, v) in rq.headers.iter() {
+            size += n.as_str().len() + v.as_bytes().len() + 2;
+        }
+        let mut b = Vec::with_capacity(size);
+        for field in [
+            method,
+            path,
+            query,
+            remote.as_bytes(),
+            version.as_bytes(),
+            body_len.as_bytes(),
+        ] {
+            b.extend_from_slice(field);
+            b.push(0);
+        }
+        for (n, v) in rq.headers.iter() {
+            b.extend_from_slice(n.as_str().as_bytes());
+            b.push(0);
+            // A header value never holds NUL (hyper rejects it), so it cannot split a field.
+            b.extend_from_slice(v.as_bytes());
+            b.push(0);
+        }
+        b
     }
 }
 
@@ -142,6 +198,35 @@ ffi_fn! {
             None => 0,
         }
     } ?= 0
+}
+
+ffi_fn! {
+    /// Points `*out`/`*out_len` at the whole request head packed in one buffer, for bindings in
+    /// languages where each foreign call is costly: NUL-terminated fields, in this order —
+    /// method, path (as sent), query (without `?`), peer address (`IP:PORT`, empty when
+    /// unknown), HTTP version (`1.0`, `1.1` or `2`), body length (decimal), then each header
+    /// field's lower-case name and value, in the order of `server_request_header_at`. No field
+    /// contains a NUL byte. Valid until `server_request_free(req)`.
+    ///
+    /// Returns `SERVER_OK` or `SERVER_ERR_NULL_PARAMETER`. One thread at a time per request.
+    unsafe fn server_request_head(
+        req: *const server_request,
+        out: *mut *const u8,
+        out_len: *mut usize,
+    ) -> c_int {
+        check_null!(req, "req");
+        check_null!(out, "out");
+        check_null!(out_len, "out_len");
+        // SAFETY: checked non-NULL; the caller owns a live request.
+        let r = unsafe { &*req };
+        let head = r.head.get_or_init(|| r.packed_head());
+        // SAFETY: out and out_len are non-NULL.
+        unsafe {
+            *out = head.as_ptr();
+            *out_len = head.len();
+        }
+        server_result::SERVER_OK as c_int
+    } ?= server_result::SERVER_ERR_PANIC as c_int
 }
 
 ffi_fn! {

@@ -29,6 +29,8 @@ pub struct server_header {
     pub value_len: usize,
 }
 
+pub(crate) type HeaderPairs<'a> = Vec<(&'a [u8], &'a [u8])>;
+
 /// Largest header name or value accepted in a response.
 const MAX_HEADER_FIELD: usize = 1 << 20;
 
@@ -104,6 +106,99 @@ fn header_pairs(hs: &[server_header]) -> impl Iterator<Item = (&[u8], &[u8])> + 
     })
 }
 
+/// Header fields packed as `name\0value\0name\0value\0…` (the layout of
+/// `server_request_head`'s headers): `len` bytes at `packed`, NULL when `len` is 0.
+pub(crate) unsafe fn packed_headers<'a>(
+    packed: *const u8,
+    len: usize,
+) -> Result<HeaderPairs<'a>, c_int> {
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    if packed.is_null() {
+        return Err(fail(
+            server_result::SERVER_ERR_NULL_PARAMETER,
+            "argument `headers` is NULL but headers_len > 0",
+        ));
+    }
+    check_len(
+        len,
+        || "headers_len".into(),
+        (20_000usize).saturating_mul(MAX_HEADER_FIELD),
+    )?;
+    // SAFETY: the caller promises `len` readable bytes.
+    let buf = unsafe { std::slice::from_raw_parts(packed, len) };
+    let Some(body) = buf.strip_suffix(&[0]) else {
+        return Err(fail(
+            server_result::SERVER_ERR_INVALID_ARGUMENT,
+            "packed headers must end with a NUL byte",
+        ));
+    };
+    let fields: Vec<&[u8]> = body.split(|b| *b == 0).collect();
+    if fields.len() % 2 != 0 || fields.len() > 20_000 {
+        return Err(fail(
+            server_result::SERVER_ERR_INVALID_ARGUMENT,
+            format!(
+                "packed headers hold {} fields: not name/value pairs (at most 10000)",
+                fields.len()
+            ),
+        ));
+    }
+    Ok(fields.chunks_exact(2).map(|p| (p[0], p[1])).collect())
+}
+
+/// `server_respond`'s checks and conversions; `deliver` hands the built response over.
+pub(crate) unsafe fn respond_with<'a>(
+    req: *mut server_request,
+    status: u16,
+    headers: Result<impl IntoIterator<Item = (&'a [u8], &'a [u8])>, c_int>,
+    body: *const u8,
+    body_len: usize,
+    deliver: impl FnOnce(Reply, crate::handler::Response) -> Result<(), ReplyError>,
+) -> c_int {
+    check_null!(req, "req");
+    if let Err(code) = check_len(body_len, || "body_len".into(), isize::MAX as usize) {
+        return code;
+    }
+    if body.is_null() && body_len > 0 {
+        return fail(
+            server_result::SERVER_ERR_NULL_PARAMETER,
+            "argument `body` is NULL but body_len > 0",
+        );
+    }
+    // SAFETY: checked non-NULL; the caller owns a live request.
+    let r = unsafe { &*req };
+    let hs = match headers {
+        Ok(h) => h,
+        Err(code) => return code,
+    };
+    let body = if body_len == 0 {
+        Bytes::new()
+    } else {
+        // SAFETY: non-NULL with body_len readable bytes per the contract.
+        Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(body, body_len) })
+    };
+    let resp = match crate::handler::build_response(
+        status,
+        hs,
+        crate::handler::ResponseBody::full(body),
+    ) {
+        Ok(r) => r,
+        Err(_) => return invalid_response(status),
+    };
+    let reply = match take_reply(r) {
+        Ok(rep) => rep,
+        Err(code) => return code,
+    };
+    match deliver(reply, resp) {
+        Ok(()) => server_result::SERVER_OK as c_int,
+        Err(_) => fail(
+            server_result::SERVER_ERR_CLOSED,
+            "the client is gone (or the stop was forced); the response was dropped",
+        ),
+    }
+}
+
 fn take_reply(req: &server_request) -> Result<Reply, c_int> {
     req.reply
         .lock()
@@ -145,46 +240,10 @@ ffi_fn! {
         body: *const u8,
         body_len: usize,
     ) -> c_int {
-        check_null!(req, "req");
-        if let Err(code) = check_len(body_len, || "body_len".into(), isize::MAX as usize) {
-            return code;
-        }
-        if body.is_null() && body_len > 0 {
-            return fail(
-                server_result::SERVER_ERR_NULL_PARAMETER,
-                "argument `body` is NULL but body_len > 0",
-            );
-        }
-        // SAFETY: checked non-NULL; the caller owns a live request.
-        let r = unsafe { &*req };
-        let hs = match unsafe { header_slice(headers, n_headers) } {
-            Ok(h) => h,
-            Err(code) => return code,
-        };
-        let body = if body_len == 0 {
-            Bytes::new()
-        } else {
-            // SAFETY: non-NULL with body_len readable bytes per the contract.
-            Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(body, body_len) })
-        };
-        let resp = match crate::handler::build_response(
-            status,
-            header_pairs(hs),
-            crate::handler::ResponseBody::full(body),
-        ) {
-            Ok(r) => r,
-            Err(_) => return invalid_response(status),
-        };
-        let reply = match take_reply(r) {
-            Ok(rep) => rep,
-            Err(code) => return code,
-        };
-        match reply.send(resp) {
-            Ok(()) => server_result::SERVER_OK as c_int,
-            Err(_) => fail(
-                server_result::SERVER_ERR_CLOSED,
-                "the client is gone (or the stop was forced); the response was dropped",
-            ),
+        // SAFETY: the caller's pointers, per this function's contract.
+        unsafe {
+            let hs = header_slice(headers, n_headers).map(header_pairs);
+            respond_with(req, status, hs, body, body_len, |reply, resp| reply.send(resp))
         }
     } ?= server_result::SERVER_ERR_PANIC as c_int
 }
@@ -193,6 +252,9 @@ ffi_fn! {
     /// Sends the status and headers of `req` now and returns, in `*out`, a stream for the body
     /// (chunked on HTTP/1.1). Write with `server_stream_write`; end and free with
     /// `server_stream_free`. The stream is independent of `req`, which you still free.
+    /// A valid `Content-Length` among `headers` is kept: the body is then sent with that
+    /// length instead of chunked, and must have exactly that many bytes (a shorter one ends
+    /// the connection). `Transfer-Encoding` and hop-by-hop headers are dropped.
     ///
     /// Returns `SERVER_OK`, `SERVER_ERR_CLOSED`, `SERVER_ERR_ALREADY_USED`,
     /// `SERVER_ERR_INVALID_ARGUMENT` (request left unanswered) or `SERVER_ERR_NULL_PARAMETER`.

@@ -65,6 +65,7 @@ fn drain_started_message(app: &App, req: &DrainRequest) -> String {
     let why = match req.cause {
         DrainCause::Signal(n) => format!("signal {n}"),
         DrainCause::Call => "shutdown call".to_string(),
+        DrainCause::Upgrade(pid) => format!("upgraded to pid {pid}"),
     };
     let delay = req.delay_end.saturating_duration_since(req.requested_at);
     let deadline = match req.deadline {
@@ -103,6 +104,12 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
                 shared.emit(EventKind::DrainStarted, || {
                     drain_started_message(&app, &req)
                 });
+                if let Some(n) = &shared.notifier {
+                    n.send(&format!(
+                        "STOPPING=1\nSTATUS=draining: {} connection(s) open\n",
+                        app.tracker.open.load(Ordering::SeqCst)
+                    ));
+                }
             }
             if c.force || Instant::now() >= req.delay_end {
                 break;
@@ -151,13 +158,16 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
             }
         }
     }
-    // Stop accepting: the port is released now and new connections are refused.
+    // Stop accepting: the port is released now and new connections are refused (an adopted
+    // socket stays open for whoever else holds it: systemd, a successor).
+    *shared.listener_fd.lock().unwrap_or_else(|e| e.into_inner()) = None;
     drop(listener);
     let started = Instant::now();
     app.state.set(ConnState::Draining);
     tracing::info!(open = app.tracker.open.load(Ordering::SeqCst), "draining");
 
     let mut forced = None;
+    let mut status_tick = tokio::time::interval(Duration::from_secs(1));
     let req = loop {
         let c = *control.borrow_and_update();
         let req = c.drain.expect("drain requested");
@@ -175,6 +185,15 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
                 break req;
             }
             _ = control.changed() => continue,
+            _ = status_tick.tick(), if shared.notifier.is_some() => {
+                if let Some(n) = &shared.notifier {
+                    n.status(&format!(
+                        "draining: {} connection(s) open",
+                        app.tracker.open.load(Ordering::SeqCst)
+                    ));
+                }
+                continue;
+            }
         }
     };
 
@@ -192,6 +211,7 @@ pub(super) async fn run(listener: sys::Listener, app: Arc<App>, max_conns: usize
             match req.cause {
                 DrainCause::Signal(_) => StopCause::GracefulSignal,
                 DrainCause::Call => StopCause::GracefulCall,
+                DrainCause::Upgrade(_) => StopCause::Upgraded,
             },
             if total > elapsed + 1 {
                 format!("stopped gracefully in {total} ms: every connection finished ({elapsed} ms drain after the pre-drain delay)")

@@ -24,7 +24,7 @@ use tokio::sync::Notify;
 use super::dispatch::{self, Started};
 use super::workers::Queue;
 use super::{App, ConnState};
-use crate::handler::{sanitize_framing, Response};
+use crate::handler::{sanitize_response, Response};
 use crate::sys;
 
 /// How long a connection whose socket holds unread bytes when the drain starts may take to
@@ -168,7 +168,7 @@ impl Future for Answer {
             Started::Handler(rx) => match Pin::new(rx).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(mut r)) => {
-                    sanitize_framing(r.headers_mut());
+                    sanitize_response(&mut r);
                     r
                 }
                 Poll::Ready(Err(_)) => dispatch::internal_error(),

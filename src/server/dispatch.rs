@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 use super::conn::ConnShared;
 use super::workers::{Call, Target};
 use super::{App, Shared};
-use crate::handler::{sanitize_framing, text_response, Handler, Reply, Request, Response};
+use crate::handler::{sanitize_response, text_response, Handler, Reply, Request, Response};
 
 thread_local! {
     /// The server whose handler this thread is running right now (0: none).
@@ -129,7 +129,7 @@ pub(super) fn start(cs: &Arc<ConnShared>, req: http::Request<Incoming>) -> Start
             Started::Ready(r) => r.unwrap_or_else(internal_error),
             Started::Handler(rx) => match rx.await {
                 Ok(mut r) => {
-                    sanitize_framing(r.headers_mut());
+                    sanitize_response(&mut r);
                     r
                 }
                 Err(_) => internal_error(),
@@ -174,7 +174,7 @@ fn call(cs: &ConnShared, parts: http::request::Parts, body: Bytes) -> Started {
         // Answered during the call (the usual case): no need to wait for it.
         return match rx.try_recv() {
             Ok(mut r) => {
-                sanitize_framing(r.headers_mut());
+                sanitize_response(&mut r);
                 Started::Ready(Some(r))
             }
             Err(oneshot::error::TryRecvError::Empty) => Started::Handler(rx),

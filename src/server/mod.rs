@@ -25,8 +25,23 @@ use crate::config::{Config, SignalPolicy};
 use crate::events::{EventHook, EventKind};
 use crate::handler::Handler;
 use crate::outcome::{Outcome, StopCause};
+use crate::sdnotify::Notifier;
 use crate::signals::{Listen, SignalGuard, SignalSender};
 use crate::sys;
+use crate::upgrade::{Handover, UpgradeCommand};
+
+/// SIGHUP's number (the same on every Linux target, and WASI has no signals).
+const SIGHUP: i32 = 1;
+
+#[cfg(not(target_os = "wasi"))]
+fn raw_fd(l: &std::net::TcpListener) -> Option<i32> {
+    Some(std::os::fd::AsRawFd::as_raw_fd(l))
+}
+
+#[cfg(target_os = "wasi")]
+fn raw_fd(_l: &std::net::TcpListener) -> Option<i32> {
+    None
+}
 
 pub use dispatch::in_handler;
 pub(crate) use workers::send_answer;
@@ -147,6 +162,9 @@ enum DrainCause {
     /// The signal number, for the log line.
     Signal(i32),
     Call,
+    /// An in-place upgrade handed over to this process id (never on WASI).
+    #[cfg_attr(target_os = "wasi", allow(dead_code))]
+    Upgrade(u32),
 }
 
 /// A requested drain: why, when the pre-drain delay ends, and the drain deadline (which
@@ -203,6 +221,20 @@ struct Shared {
     handlers_in_host: AtomicUsize,
     /// Taken at teardown, so the host's userdata goes with the rest before `wait` returns.
     on_event: Mutex<Option<EventHook>>,
+    /// The listening socket's descriptor while the accept loop holds it (for an upgrade to
+    /// hand over); `None` once the drain closed it.
+    listener_fd: Mutex<Option<i32>>,
+    /// How an upgrade hands the listener to the successor (as this process got it).
+    #[cfg_attr(target_os = "wasi", allow(dead_code))]
+    handover: Handover,
+    /// SIGHUP upgrades in place (with this timeout); `None`: SIGHUP is an ordinary signal.
+    upgrade: Option<Duration>,
+    upgrade_timeout: Duration,
+    #[cfg_attr(target_os = "wasi", allow(dead_code))]
+    upgrading: AtomicBool,
+    /// The systemd notification socket, when there is one and the option is on.
+    notifier: Option<Notifier>,
+    local_addr: SocketAddr,
 }
 
 impl Shared {
@@ -244,7 +276,24 @@ impl Shared {
 
     /// The signal policy in one place: the first signal drains with the signal deadline (after
     /// the pre-drain delay), any later one forces the stop at once.
-    fn on_signal(&self, signum: i32) {
+    fn on_signal(self: &Arc<Self>, signum: i32) {
+        if signum == SIGHUP {
+            if let Some(timeout) = self.upgrade {
+                // Waiting for the new process takes a while: not on the runtime.
+                let sh = self.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("graceserve-upgrade".into())
+                    .spawn(move || {
+                        let _ = sh.upgrade(None, timeout);
+                    });
+                if let Err(e) = spawned {
+                    self.emit(EventKind::UpgradeFailed, || {
+                        format!("upgrade failed: cannot start a thread for it: {e}; still serving")
+                    });
+                }
+                return;
+            }
+        }
         let now = Instant::now();
         self.control.send_modify(|c| {
             if c.drain.is_none() {
@@ -260,6 +309,98 @@ impl Shared {
                 c.force = true;
             }
         });
+    }
+
+    /// The in-place upgrade (see `upgrade.rs`): start `cmd` (`None`: this program again, same
+    /// arguments) with the listener handed over, wait for it to report ready, then drain this
+    /// server. On failure this server keeps serving and the error says why.
+    fn upgrade(&self, cmd: Option<UpgradeCommand>, timeout: Duration) -> Result<u32, String> {
+        let r = self.try_upgrade(cmd, timeout);
+        match &r {
+            Ok(_) => {}
+            Err(m) => {
+                self.emit(EventKind::UpgradeFailed, || {
+                    format!("upgrade failed: {m}; still serving")
+                });
+                if let Some(n) = &self.notifier {
+                    n.status(&format!(
+                        "serving on {} (upgrade failed: {m})",
+                        self.local_addr
+                    ));
+                }
+            }
+        }
+        r
+    }
+
+    #[cfg(not(target_os = "wasi"))]
+    fn try_upgrade(&self, cmd: Option<UpgradeCommand>, timeout: Duration) -> Result<u32, String> {
+        if self.drain_requested.load(Ordering::SeqCst) {
+            return Err("the server is already draining".into());
+        }
+        if self.upgrading.swap(true, Ordering::SeqCst) {
+            return Err("an upgrade is already under way".into());
+        }
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::SeqCst);
+            }
+        }
+        let _done = Done(&self.upgrading);
+        let cmd = match cmd {
+            Some(c) => c,
+            None => UpgradeCommand::this_process()
+                .map_err(|e| format!("cannot tell which program this is: {e}"))?,
+        };
+        // A copy of the listener for the hand-over: the drain may close ours meanwhile.
+        let handover = {
+            let fd = self.listener_fd.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(fd) = *fd else {
+                return Err("the listener is already closed".into());
+            };
+            // SAFETY: duplicating an open descriptor (held open by the lock above).
+            let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10) };
+            if dup < 0 {
+                return Err(format!(
+                    "cannot duplicate the listener: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            // SAFETY: a fresh descriptor we own.
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup) }
+        };
+        tracing::info!(program = %cmd.program.display(), "upgrade: starting the new process");
+        let after = self.notifier.as_ref().and_then(|n| n.after_ready());
+        let pid = crate::upgrade::start_successor(
+            &cmd,
+            std::os::fd::AsRawFd::as_raw_fd(&handover),
+            &self.handover,
+            after,
+            timeout,
+            &|| self.drain_requested.load(Ordering::SeqCst),
+        )?;
+        drop(handover);
+        self.emit(EventKind::UpgradeReady, || {
+            format!("upgrade: the new process (pid {pid}) is ready; draining this one")
+        });
+        if let Some(n) = &self.notifier {
+            n.hand_over(
+                pid,
+                &format!(
+                    "serving on {} (pid {pid}, upgraded from pid {})",
+                    self.local_addr,
+                    std::process::id()
+                ),
+            );
+        }
+        self.request_drain(DrainCause::Upgrade(pid), Some(self.signal_timeout));
+        Ok(pid)
+    }
+
+    #[cfg(target_os = "wasi")]
+    fn try_upgrade(&self, _cmd: Option<UpgradeCommand>, _timeout: Duration) -> Result<u32, String> {
+        Err("in-place upgrades are not available on WASI (no processes to start)".into())
     }
 
     fn emit(&self, kind: EventKind, message: impl FnOnce() -> String) {
@@ -368,13 +509,31 @@ fn bind_error(addr: &str, e: std::io::Error) -> StartError {
     StartError::new(kind, format!("cannot listen on {addr}: {e}"))
 }
 
-fn bind_listener(addr: &str) -> Result<std::net::TcpListener, StartError> {
+/// The listening socket for `addr`: adopted (`systemd`, `systemd:NAME`, `fd:N`, or an
+/// inherited socket bound to `HOST:PORT`, as an upgraded process gets) or bound; and how an
+/// upgrade hands it to the successor so that the same `addr` adopts it there.
+fn bind_listener(addr: &str) -> Result<(std::net::TcpListener, Handover), StartError> {
+    #[cfg(not(target_os = "wasi"))]
+    {
+        use crate::sys::activation::{self, Source};
+        let src = activation::source(addr)
+            .map_err(|m| StartError::new(StartErrorKind::InvalidAddress, m))?;
+        if src != Source::Bind(addr.to_owned()) {
+            return activation::adopt_source(&src, addr)
+                .map_err(|m| StartError::new(StartErrorKind::Bind, m));
+        }
+    }
     let addrs =
         sys::resolve(addr).map_err(|m| StartError::new(StartErrorKind::InvalidAddress, m))?;
+    #[cfg(not(target_os = "wasi"))]
+    if let Some(found) = crate::sys::activation::inherited_for(&addrs) {
+        return Ok(found);
+    }
+    let bound = || Handover::Passed(crate::upgrade::DEFAULT_FDNAME.to_owned());
     let mut last_err = None;
     for a in &addrs {
         match sys::bind(*a) {
-            Ok(l) => return Ok(l),
+            Ok(l) => return Ok((l, bound())),
             Err(e) => last_err = Some(e),
         }
     }
@@ -392,7 +551,7 @@ impl Server {
         config
             .validate()
             .map_err(|m| StartError::new(StartErrorKind::InvalidConfig, m))?;
-        let std_listener = bind_listener(&config.addr)?;
+        let (std_listener, handover) = bind_listener(&config.addr)?;
         let local_addr = std_listener
             .local_addr()
             .map_err(|e| bind_error(&config.addr, e))?;
@@ -402,8 +561,14 @@ impl Server {
             SignalPolicy::Host => Listen::Process,
             SignalPolicy::Isolated => Listen::Own,
         };
-        let signals =
-            SignalGuard::claim(listen).map_err(|m| StartError::new(StartErrorKind::Signals, m))?;
+        let also: &[i32] = if config.upgrade_on_sighup {
+            &[SIGHUP]
+        } else {
+            &[]
+        };
+        let signals = SignalGuard::claim(listen, also)
+            .map_err(|m| StartError::new(StartErrorKind::Signals, m))?;
+        let listener_fd = raw_fd(&std_listener);
 
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let workers = Workers::start(&config, Arc::new(move || RUNTIME_OF.with(|c| c.set(id))))
@@ -427,6 +592,17 @@ impl Server {
             drain_requested: Arc::new(AtomicBool::new(false)),
             handlers_in_host: AtomicUsize::new(0),
             on_event: Mutex::new(config.on_event.clone()),
+            listener_fd: Mutex::new(listener_fd),
+            handover,
+            upgrade: config.upgrade_on_sighup.then_some(config.upgrade_timeout),
+            upgrade_timeout: config.upgrade_timeout,
+            upgrading: AtomicBool::new(false),
+            notifier: if config.sd_notify {
+                Notifier::from_env()
+            } else {
+                None
+            },
+            local_addr,
         });
 
         let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -496,6 +672,22 @@ impl Server {
             sh.finish(outcome);
         });
 
+        if let Some(n) = &shared.notifier {
+            n.ready(&format!("serving on {local_addr}"));
+            if let Some(every) = n.watchdog {
+                // From the runtime itself: a wedged runtime stops the pings.
+                let sh = shared.clone();
+                runtime.spawn(async move {
+                    let mut tick = tokio::time::interval(every);
+                    loop {
+                        tick.tick().await;
+                        if let Some(n) = &sh.notifier {
+                            n.send("WATCHDOG=1\n");
+                        }
+                    }
+                });
+            }
+        }
         tracing::info!(%local_addr, "listening");
         let sender = signals.sender();
         Ok(Server {
@@ -524,6 +716,24 @@ impl Server {
     /// is left at once. A drain already under way keeps the earlier of the two deadlines.
     pub fn begin_shutdown(&self, timeout: Option<Duration>) {
         self.shared.request_drain(DrainCause::Call, timeout);
+    }
+
+    /// In-place upgrade: starts `cmd` (`None`: a fresh copy of this program with the same
+    /// arguments) with this server's listening socket handed over the way this server got it
+    /// (descriptor 3 with `LISTEN_FDS`/`LISTEN_PID`/`LISTEN_FDNAMES`, or descriptor N again
+    /// for `fd:N`, so the same address adopts the socket instead of binding), waits up to
+    /// `timeout` (`None`: the configured one) for it to report ready (the systemd protocol,
+    /// this process playing systemd), then starts this server's drain (the configured delay
+    /// and signal deadline) and returns the new process id. Both accept on the socket until
+    /// then, so no connection is refused. On failure the new process is stopped, this server
+    /// keeps serving, and the error says why. Blocks for up to `timeout`.
+    pub fn upgrade(
+        &self,
+        cmd: Option<UpgradeCommand>,
+        timeout: Option<Duration>,
+    ) -> Result<u32, String> {
+        self.shared
+            .upgrade(cmd, timeout.unwrap_or(self.shared.upgrade_timeout))
     }
 
     /// True from the moment a drain was requested (by a signal or a call), including during

@@ -224,7 +224,8 @@ pub(crate) enum Listen {
 impl SignalGuard {
     /// Creates the server's pipe and, unless `listen` is [`Listen::Own`], a slot in the table
     /// (installing the library's handlers for the first server that wants real signals).
-    pub(crate) fn claim(listen: Listen) -> Result<SignalGuard, String> {
+    /// `also` adds real signals beyond SIGINT/SIGTERM (SIGHUP for in-place upgrades).
+    pub(crate) fn claim(listen: Listen, also: &[libc::c_int]) -> Result<SignalGuard, String> {
         let pipe =
             Arc::new(Pipe::new().map_err(|e| format!("cannot create the signal pipe: {e}"))?);
         let mut guard = SignalGuard {
@@ -236,7 +237,7 @@ impl SignalGuard {
             return Ok(guard);
         }
         let signals: Vec<libc::c_int> = if listen == Listen::Real {
-            DRAIN_SIGNALS.to_vec()
+            DRAIN_SIGNALS.iter().chain(also).copied().collect()
         } else {
             Vec::new()
         };

@@ -1,16 +1,28 @@
 //! WASI has no signals. A server with the library signal policy treats stdin as its signal
 //! channel: each byte read from it counts as one signal, and so does its end (EOF). A launcher
-//! turns SIGINT/SIGTERM into a byte (or closes stdin), so the first starts a drain and the
-//! second forces the stop, exactly as signals do natively. A [`SignalSender`] reaches one server
-//! from inside the guest.
+//! turns SIGINT/SIGTERM into a byte holding the signal number (or closes stdin), so the first
+//! starts a drain and the second forces the stop, exactly as signals do natively, and the drain
+//! reports the signal that was sent. Any other byte, and the end of stdin, stand for SIGTERM. A
+//! [`SignalSender`] reaches one server from inside the guest.
 
 use std::io;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The signal number a stdin event stands for (SIGTERM).
+/// The signal number the end of stdin, or a byte that is no signal number, stands for (SIGTERM).
 const STDIN_SIGNAL: i32 = 15;
+/// Bytes up to this value are signal numbers (Linux numbers real-time signals up to 64).
+const MAX_SIGNUM: u8 = 64;
+
+/// The signal a byte read from stdin stands for.
+fn byte_signal(b: u8) -> i32 {
+    if (1..=MAX_SIGNUM).contains(&b) {
+        i32::from(b)
+    } else {
+        STDIN_SIGNAL
+    }
+}
 /// How often stdin and the sender are checked (a zero-timeout poll; stdin cannot join tokio's
 /// reactor).
 const POLL: Duration = Duration::from_millis(10);
@@ -59,7 +71,7 @@ pub(crate) struct SignalGuard {
 }
 
 impl SignalGuard {
-    pub(crate) fn claim(listen: Listen) -> Result<SignalGuard, String> {
+    pub(crate) fn claim(listen: Listen, _also: &[i32]) -> Result<SignalGuard, String> {
         Ok(SignalGuard {
             stdin: listen == Listen::Real,
             inbox: Arc::default(),
@@ -100,7 +112,9 @@ impl SignalReader {
             if stdin {
                 match poll_stdin() {
                     Ok(StdinEvent::Nothing) => {}
-                    Ok(StdinEvent::Bytes(k)) => (0..k).for_each(|_| on_signal(STDIN_SIGNAL)),
+                    Ok(StdinEvent::Bytes(bytes)) => {
+                        bytes.iter().for_each(|&b| on_signal(byte_signal(b)))
+                    }
                     Ok(StdinEvent::End) => {
                         on_signal(STDIN_SIGNAL);
                         stdin = false;
@@ -117,7 +131,7 @@ impl SignalReader {
 
 enum StdinEvent {
     Nothing,
-    Bytes(usize),
+    Bytes(Vec<u8>),
     End,
 }
 
@@ -148,6 +162,6 @@ fn poll_stdin() -> io::Result<StdinEvent> {
     Ok(if r == 0 {
         StdinEvent::End
     } else {
-        StdinEvent::Bytes(r as usize)
+        StdinEvent::Bytes(buf[..r as usize].to_vec())
     })
 }

@@ -22,6 +22,8 @@ pub(crate) fn resolve(addr: &str) -> Result<Vec<SocketAddr>, String> {
 }
 
 #[cfg(not(target_os = "wasi"))]
+pub(crate) mod activation;
+#[cfg(not(target_os = "wasi"))]
 mod native;
 #[cfg(not(target_os = "wasi"))]
 pub(crate) use native::*;

@@ -184,4 +184,7 @@ int thread_count(void);
 long vm_rss_kb(void);
 int open_fd_count(void);
 
+/* test_systemd.c: the successor process of the upgrade test (gs_tests --serve ADDR TAG). */
+int gs_serve_child(int argc, char **argv);
+
 #endif

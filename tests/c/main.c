@@ -8,6 +8,7 @@
  *   gs_tests NAME...         run the named tests
  *   gs_tests --list          list test names
  *   gs_tests --one NAME      run one test in this process (what the runner execs)
+ *   gs_tests --serve ADDR T  serve T on ADDR until SIGTERM (the successor of the upgrade test)
  *
  * Env: GS_TEST_TIMEOUT_S (per-test deadline, default 60), GS_STRICT=1 (a test marked KB() in
  * tests.def, i.e. one that exposes a known library bug, fails the run instead of being reported
@@ -107,6 +108,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (argc == 3 && strcmp(argv[1], "--one") == 0) return run_one(argv[2]);
+    if (argc >= 2 && strcmp(argv[1], "--serve") == 0) return gs_serve_child(argc, argv);
 
     long timeout_s = getenv("GS_TEST_TIMEOUT_S") ? atol(getenv("GS_TEST_TIMEOUT_S")) : 60;
     if (timeout_s <= 0) timeout_s = 60;

@@ -34,10 +34,11 @@ def procs():
 
 @pytest.fixture
 def serve(procs, host):
-    """serve(timeout_ms=None) starts the test's host on 127.0.0.1:0 and waits for its ready line."""
+    """serve(timeout_ms=None, delay_ms=None) starts the test's host on 127.0.0.1:0 and waits for its
+    ready line (None: the flag is not passed)."""
 
-    def _start(timeout_ms: int | None = None, addr: str = "127.0.0.1:0") -> hostlib.Proc:
-        p = hostlib.start(host, timeout_ms=timeout_ms, addr=addr)
+    def _start(timeout_ms: int | None = None, addr: str = "127.0.0.1:0", delay_ms: int | None = None) -> hostlib.Proc:
+        p = hostlib.start(host, timeout_ms=timeout_ms, addr=addr, delay_ms=delay_ms)
         procs.append(p)
         return p
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 DIFFERENCES: dict[tuple[str, str], str] = {
     ("second_signal_forces", "goref"): (
-        "Go's idiom (signal.NotifyContext, then stop() once the drain starts) restores the default "
-        "disposition, so the second signal kills the process: status -SIG (shell 128+SIG), not 1"
+        "Go's idiom (signal.Notify or NotifyContext, stopped once the drain starts) restores the "
+        "default disposition, so the second signal kills the process: status -SIG (shell 128+SIG), "
+        "not 1"
     ),
     ("never_sending_client_closed_at_drain", "goref"): (
         "net/http's Shutdown treats a connection that has not sent a byte yet as idle only once it "
@@ -40,6 +41,20 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("http1_robustness[content_length_huge]", "goref"): (
         "net/http has no default body limit: the handler waits for a 10^17-byte body; "
         "graceserve refuses it at once (413, max_body_bytes default 8 MiB)"
+    ),
+    ("second_signal_during_delay_forces", "goref"): (
+        "the hand-written pre-drain stops listening for signals when the first arrives (as the seed "
+        "does), so a second signal during the delay gets the default action: status -SIG, not 1"
+    ),
+    ("h2_goaway_at_delay_start", "goref"): (
+        "net/http has no pre-drain: the hand-written delay can only add `Connection: close` to "
+        "answers, which its HTTP/2 server turns into a GOAWAY after the next answer on that "
+        "connection; an h2 connection whose streams began before the signal hears nothing until "
+        "Shutdown after the delay (one GOAWAY, last stream id = the last stream, not 2^31-1)"
+    ),
+    ("silent_connections_do_not_hold_the_stop", "goref"): (
+        "as never_sending_client_closed_at_drain: net/http's Shutdown waits for a silent "
+        "connection until it is 5 s old (golang/go#22682), so the stop waits for the deadline"
     ),
 }
 

@@ -178,11 +178,13 @@ def spawn(host: str, *args: str, preexec: Optional[list[str]] = None) -> Proc:
     return Proc(host, argv, popen, out, err)
 
 
-def start(host: str, timeout_ms: Optional[int] = None, addr: str = "127.0.0.1:0") -> Proc:
+def start(host: str, timeout_ms: Optional[int] = None, addr: str = "127.0.0.1:0", delay_ms: Optional[int] = None) -> Proc:
     """Starts a host on addr and waits for its ready line; returns it with .port set."""
     args = ["--addr", addr]
     if timeout_ms is not None:
         args += ["--shutdown-timeout-ms", str(timeout_ms)]
+    if delay_ms is not None:
+        args += ["--drain-delay-ms", str(delay_ms)]
     proc = spawn(host, *args)
     line = proc.out.wait_line(READY_TIMEOUT_S)
     if line is None:
@@ -198,6 +200,63 @@ def start(host: str, timeout_ms: Optional[int] = None, addr: str = "127.0.0.1:0"
         raise AssertionError(f"{host}: first stdout line is {line!r}, want 'listening on 127.0.0.1:PORT'")
     proc.addr, proc.port = m.group(1), int(m.group(2))
     return proc
+
+
+# ---------------------------------------------------------------------------------------------
+# The two stderr lines of a drain (DESIGN.md §5): one when it starts, one when it ends.
+
+
+@dataclass
+class DrainLines:
+    signum: Optional[int]  # None: a shutdown call
+    delay_ms: Optional[int]  # None: the line announces no pre-drain delay
+    deadline_ms: int
+    open_at_start: int
+    stop: Optional[str]  # the second line without the host prefix; None when the host was killed
+
+
+_GO_HTTP2_LOG = re.compile(r"^\d{4}/\d\d/\d\d \d\d:\d\d:\d\d http2: ")
+
+
+def _drain_start_re(host: str) -> re.Pattern[str]:
+    return re.compile(
+        rf"^server-{host}: draining \((?:signal (\d+)|shutdown call)\): "
+        r"(?:pre-drain delay (\d+) ms, then )?deadline (\d+) ms; (\d+) connection\(s\) open$"
+    )
+
+
+def drain_lines(host: str, stderr: str, stopped: bool = True) -> DrainLines:
+    """Parses the lifecycle lines a drain prints on stderr: exactly two when the host stopped by
+    itself (stopped=True), exactly the first one when something killed it mid-drain."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    if host == "goref":
+        # net/http logs HTTP/2 protocol errors through the log package (ErrorLog unset, the
+        # default), which h2spec provokes on purpose; graceserve hosts print nothing of the kind.
+        lines = [line for line in lines if not _GO_HTTP2_LOG.match(line)]
+    want = 2 if stopped else 1
+    assert len(lines) == want, f"{host}: want {want} lifecycle line(s) on stderr, got {lines!r}"
+    m = _drain_start_re(host).match(lines[0])
+    assert m, f"{host}: first stderr line {lines[0]!r} is not the drain-started line"
+    stop = None
+    if stopped:
+        prefix = f"server-{host}: "
+        assert lines[1].startswith(prefix), f"{host}: second stderr line {lines[1]!r} lacks {prefix!r}"
+        stop = lines[1][len(prefix):]
+        assert re.match(r"^(stopped gracefully in \d+ ms: |stop forced: )", stop), f"{host}: second line {lines[1]!r}"
+    return DrainLines(
+        signum=int(m.group(1)) if m.group(1) else None,
+        delay_ms=int(m.group(2)) if m.group(2) else None,
+        deadline_ms=int(m.group(3)),
+        open_at_start=int(m.group(4)),
+        stop=stop,
+    )
+
+
+def graceful_ms(lines: DrainLines) -> int:
+    """The N of `stopped gracefully in N ms`; fails when the stop line says otherwise."""
+    m = re.match(r"^stopped gracefully in (\d+) ms: ", lines.stop or "")
+    assert m, f"stop line {lines.stop!r} does not report a graceful stop"
+    return int(m.group(1))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,12 +37,17 @@ class Counts:
     failed: int = 0
     failures: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # (sent at, latency) of each answered HTTP/1.1 request, monotonic seconds, when not None
+    # (bench/upgrade looks at the latency around a restart).
+    samples: Optional[list[tuple[float, float]]] = None
 
-    def add(self, kind: str, detail: str = "") -> None:
+    def add(self, kind: str, detail: str = "", sent_at: Optional[float] = None) -> None:
         with self.lock:
             setattr(self, kind, getattr(self, kind) + 1)
             if kind == "failed" and len(self.failures) < 20:
                 self.failures.append(detail)
+            if kind == "answered" and sent_at is not None and self.samples is not None:
+                self.samples.append((sent_at, time.monotonic() - sent_at))
 
     def line(self) -> str:
         return (f"sent={self.sent} answered={self.answered} refused={self.refused} "
@@ -72,6 +77,7 @@ def _h1_worker(port: int, stop: threading.Event, counts: Counts, idx: int) -> No
             req, want = request_bytes("GET", "/"), b"OK"
         with counts.lock:
             counts.sent += 1
+        sent_at = time.monotonic()
         try:
             sock.sendall(req)
             r = read_response(sock, 10)
@@ -91,7 +97,7 @@ def _h1_worker(port: int, stop: threading.Event, counts: Counts, idx: int) -> No
             sock = None
             continue
         if r.status == 200 and r.body == want:
-            counts.add("answered")
+            counts.add("answered", sent_at=sent_at)
         else:
             counts.add("failed", f"status {r.status} body {r.body[:60]!r}, want {want!r}")
         if r.headers.get("connection", "").lower() == "close":
@@ -153,8 +159,9 @@ def _classify_h2(c: H2Client, sid: int, counts: Counts, final: bool) -> None:
                          f"goaways={[(g.last_stream_id, g.error_code) for g in c.goaways]} closed={c.closed}")
 
 
-def run(port: int, proto: str, workers: int, stop: threading.Event, depth: int = 8) -> tuple[Counts, list[threading.Thread]]:
-    counts = Counts()
+def run(port: int, proto: str, workers: int, stop: threading.Event, depth: int = 8,
+        samples: bool = False) -> tuple[Counts, list[threading.Thread]]:
+    counts = Counts(samples=[] if samples else None)
     threads = []
     for i in range(workers):
         if proto == "h1":

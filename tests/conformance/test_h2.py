@@ -10,7 +10,7 @@ import pytest
 import hostlib
 from h2client import H2Client, get
 from hostlib import DEADLINE_SLACK_MS, SLACK_MS
-from test_lifecycle import REACH_HANDLER_S, assert_stopped_clean
+from test_lifecycle import REACH_HANDLER_S, assert_forced_lines, assert_stopped_clean
 
 NO_ERROR = 0
 
@@ -58,7 +58,7 @@ def test_inflight_h2_completes(serve, host, sig):
     assert c.goaways[-1].last_stream_id >= sid, f"final GOAWAY last_stream_id {c.goaways[-1].last_stream_id} < in-flight stream {sid}"
     c.close()
     ex = p.wait_exit(10, t0)
-    assert_stopped_clean(p, ex, 0)
+    assert_stopped_clean(p, ex, 0, getattr(signal, sig))
 
 
 def test_h2_idle_connection_closed_at_drain(serve, host):
@@ -93,3 +93,4 @@ def test_h2_deadline_overrun_forced(serve, host):
     assert not c.streams[sid].ended, "the forced stream claims to have ended normally"
     c.close()
     assert hostlib.port_free(p.port)
+    assert_forced_lines(p, ex, "deadline")

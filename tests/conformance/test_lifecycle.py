@@ -39,11 +39,29 @@ def warm_connection(port: int) -> socket.socket:
     return s
 
 
-def assert_stopped_clean(p: hostlib.Proc, ex: hostlib.Exit, status: int) -> None:
+def assert_stopped_clean(p: hostlib.Proc, ex: hostlib.Exit, status: int, sig: int = signal.SIGTERM) -> hostlib.DrainLines:
+    """Exit status, stdout (the ready line only), stderr (the drain's two lines: started by sig,
+    stopped gracefully when status is 0), and the port released."""
     assert ex.status == status, f"{p.host}: exit status {ex.status}, want {status}; stderr: {ex.stderr!r}"
     out_lines = [line for line in ex.stdout.splitlines() if line.strip()]
     assert out_lines == [f"listening on 127.0.0.1:{p.port}"], f"stdout must be exactly the ready line: {ex.stdout!r}"
+    lines = hostlib.drain_lines(p.host, ex.stderr)
+    assert lines.signum == int(sig), f"{p.host}: drain line names signal {lines.signum}, want {int(sig)}"
+    if status == 0:
+        hostlib.graceful_ms(lines)
     assert hostlib.port_free(p.port), f"port {p.port} still bound after exit"
+    return lines
+
+
+def assert_forced_lines(p: hostlib.Proc, ex: hostlib.Exit, why: str) -> hostlib.DrainLines:
+    """The drain's two stderr lines for a forced stop: started by SIGTERM, then `stop forced: `
+    with why (e.g. "deadline", "second signal") and the connections cut."""
+    lines = hostlib.drain_lines(p.host, ex.stderr)
+    assert lines.signum == signal.SIGTERM, f"{p.host}: drain line names signal {lines.signum}"
+    assert lines.stop and lines.stop.startswith("stop forced: ") and why in lines.stop, (
+        f"{p.host}: stop line {lines.stop!r} should say the stop was forced ({why})")
+    assert re.search(r"\b[1-9]\d* connection\(s\) still open", lines.stop), f"{p.host}: stop line {lines.stop!r} gives no count cut"
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,7 +154,9 @@ def test_inflight_h1_completes(serve, host, sig):
     assert (r.status, r.body) == (200, b"slept 1500"), f"in-flight request: {r.status} {r.body!r}"
     assert r.headers.get("connection", "").lower() == "close", f"drain response lacks Connection: close: {r.headers}"
     ex = p.wait_exit(10, t0)
-    assert_stopped_clean(p, ex, 0)
+    lines = assert_stopped_clean(p, ex, 0, getattr(signal, sig))
+    assert (lines.delay_ms, lines.deadline_ms) == (None, 5000), f"drain line: {ex.stderr!r}"
+    assert lines.open_at_start >= 1, f"the in-flight connection is not counted: {ex.stderr!r}"
     assert ex.elapsed_ms < 5000, f"exit took {ex.elapsed_ms:.0f} ms after the signal"
     conn.close()
 
@@ -157,6 +177,7 @@ def test_deadline_overrun_forced(serve, host):
     with pytest.raises((Closed, ConnectionError)):
         job.get(5)  # the forced request got no response
     assert hostlib.port_free(p.port)
+    assert_forced_lines(p, ex, "deadline")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -245,6 +266,7 @@ def _silent_clients_scenario(p: hostlib.Proc, conns: list[socket.socket], deadli
     if why:  # documented difference: held until the deadline, then forced
         assert ex.status == 1, f"exit {ex.status}; stderr {ex.stderr!r}"
         assert deadline - 50 <= ex.elapsed_ms <= deadline + 100 + DEADLINE_SLACK_MS, f"stopped after {ex.elapsed_ms:.0f} ms"
+        assert_forced_lines(p, ex, "deadline")
     else:
         assert_stopped_clean(p, ex, 0)
         assert ex.elapsed_ms < 1000 + SLACK_MS, f"silent connections held the drain {ex.elapsed_ms:.0f} ms (deadline {deadline})"
@@ -258,6 +280,30 @@ def test_never_sending_client_closed_at_drain(serve, host, diff):
     r = http(p.port, "GET", "/")
     assert r.status == 200
     _silent_clients_scenario(p, conns, deadline, diff())
+
+
+# The stop with 20 silent connections open, signal to exit. Measured on the shared 2-core machine:
+# c and go 1-8 ms, python and wasi 65-170 ms -- the same as each takes with no connection at all
+# (process teardown). WASI used to hold silent connections for a 1 s grace (1.07 s measured), as
+# it could not peek at a socket; half of that grace is the bound.
+SILENT_STOP_MS = float(os.environ.get("CONFORMANCE_SILENT_STOP_MS", "500"))
+
+
+def test_silent_connections_do_not_hold_the_stop(serve, host, diff):
+    deadline = 1500
+    p = serve(timeout_ms=deadline)
+    conns = [connect(p.port) for _ in range(20)]
+    r = http(p.port, "GET", "/")  # accepted after the 20, so they are accepted too
+    assert r.status == 200
+    t0 = p.signal(signal.SIGTERM)
+    ex = p.wait_exit(10, t0)
+    for c in conns:
+        c.close()
+    if diff():  # documented difference: held until the deadline, then forced
+        assert ex.status == 1 and ex.elapsed_ms >= deadline - 50, f"exit {ex.status} after {ex.elapsed_ms:.0f} ms"
+        return
+    assert_stopped_clean(p, ex, 0)
+    assert ex.elapsed_ms < SILENT_STOP_MS, f"20 silent connections held the stop {ex.elapsed_ms:.0f} ms (bound {SILENT_STOP_MS:.0f} ms)"
 
 
 def test_half_sent_headers_closed_at_drain(serve, host, diff):
@@ -307,6 +353,8 @@ def test_slow_body_bounded_by_deadline(serve, host):
     assert ex.status in (0, 1), f"exit {ex.status}"
     assert ex.elapsed_ms <= deadline + 100 + DEADLINE_SLACK_MS, f"slow bodies held the stop {ex.elapsed_ms:.0f} ms after the signal (deadline {deadline} ms)"
     assert hostlib.port_free(p.port)
+    lines = hostlib.drain_lines(p.host, ex.stderr)
+    assert (lines.stop or "").startswith("stop forced: " if ex.status else "stopped gracefully"), f"exit {ex.status}, {lines.stop!r}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,9 +392,16 @@ def test_second_signal_forces(serve, host, diff, first, second):
     assert p.running()
     t1 = p.signal(getattr(signal, second))
     ex = p.wait_exit(10, t1)
-    want = -getattr(signal, second) if diff() else 1
+    killed = diff()
+    want = -getattr(signal, second) if killed else 1
     assert ex.status == want, f"after a second signal exit status {ex.status}, want {want}; stderr {ex.stderr!r}"
     assert ex.elapsed_ms < 500 + SLACK_MS, f"second signal took {ex.elapsed_ms:.0f} ms to stop the host"
     with pytest.raises((Closed, ConnectionError)):
         job.get(5)
     assert hostlib.port_free(p.port)
+    if killed:  # the default action ended it: only the drain-started line was printed
+        assert hostlib.drain_lines(p.host, ex.stderr, stopped=False).signum == getattr(signal, first)
+    else:
+        lines = hostlib.drain_lines(p.host, ex.stderr)
+        assert lines.signum == getattr(signal, first), f"drain line: {ex.stderr!r}"
+        assert lines.stop and lines.stop.startswith("stop forced: ") and "second signal" in lines.stop, f"stop line: {lines.stop!r}"

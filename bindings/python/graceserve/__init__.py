@@ -7,6 +7,10 @@
 
     sys.exit(graceserve.serve("127.0.0.1:8080", hello))
 
+WSGI and ASGI applications (Flask, Django, Starlette, FastAPI, ...): ``graceserve.serve_wsgi(app)``,
+``graceserve.serve_asgi(app)``, the handlers in :mod:`graceserve.wsgi` and :mod:`graceserve.asgi`,
+or ``python -m graceserve module:app`` from the shell.
+
 The server itself is the graceserve shared library (Rust), loaded with ctypes: no compiler is
 needed at run time. It is found through ``$GRACESERVE_LIBRARY``, a copy shipped in this
 package, or the cargo target directory of the checkout this package lives in; a missing or
@@ -25,13 +29,15 @@ from ._errors import (
     PermissionDeniedError,
     RequestClosedError,
     StartError,
+    UpgradeError,
     WrongThreadError,
 )
 from ._loader import ENV_VAR, LibraryNotFoundError, LibraryVersionError
 from ._native import LIB as _LIB
 from ._native import LIB_PATH as library_path
-from ._request import Body, HandlerResult, HeaderItems, Headers, Request, Response
+from ._request import Body, HandlerResult, HeaderItems, Headers, Request, Response, ResponseStream
 from ._server import EventHandler, EventKind, Handler, Server, Stats, StopCause, serve, serve_all
+from ._web import serve_asgi, serve_wsgi
 
 #: The version of the loaded library (e.g. ``"0.1.0"``).
 library_version: str = (_LIB.server_version() or b"").decode()
@@ -61,13 +67,17 @@ __all__ = [
     "Request",
     "RequestClosedError",
     "Response",
+    "ResponseStream",
     "Server",
     "StartError",
     "Stats",
     "StopCause",
+    "UpgradeError",
     "WrongThreadError",
     "library_path",
     "library_version",
     "serve",
     "serve_all",
+    "serve_asgi",
+    "serve_wsgi",
 ]

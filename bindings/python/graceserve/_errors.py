@@ -54,6 +54,11 @@ class WrongThreadError(GraceserveError):
     """The call would deadlock on this thread (e.g. ``wait()`` inside a handler)."""
 
 
+class UpgradeError(GraceserveError):
+    """An in-place upgrade failed: the new process could not start, exited, or did not report
+    ready in time. The server keeps serving; the message says why."""
+
+
 class RequestClosedError(GraceserveError):
     """The request was already answered (or released): it cannot be read or answered again."""
 
@@ -71,6 +76,7 @@ _BY_CODE: Dict[int, Type[GraceserveError]] = {
     _ffi.SERVER_ERR_NOT_RUNNING: NotRunningError,
     _ffi.SERVER_ERR_WRONG_THREAD: WrongThreadError,
     _ffi.SERVER_ERR_ALREADY_USED: RequestClosedError,
+    _ffi.SERVER_ERR_UPGRADE: UpgradeError,
 }
 
 

@@ -16,11 +16,15 @@ SERVER_ABI_VERSION = 2
 
 SERVER_STATS_VERSION = 2
 
-SERVER_OPTIONS_VERSION = 2
+SERVER_OPTIONS_VERSION = 3
 
 SERVER_SIGNALS_LIBRARY = 0
 
 SERVER_SIGNALS_HOST = 1
+
+SERVER_SD_NOTIFY_AUTO = 0
+
+SERVER_SD_NOTIFY_OFF = 1
 
 SERVER_TIMEOUT_INFINITE = 4294967295
 
@@ -51,6 +55,10 @@ SERVER_CAUSE_FORCED_SECOND_SIGNAL = 6
 # started (exit status 1).
 SERVER_CAUSE_INVALID_OPTIONS = 7
 
+# An in-place upgrade handed the listener to a new process and this one drained in time
+# (exit status 0).
+SERVER_CAUSE_UPGRADED = 8
+
 # -- enum server_event_kind -------------------------------------------------------------------
 
 # A drain was requested: the pre-drain delay (if any) or the drain begins. The message
@@ -59,6 +67,12 @@ SERVER_EVENT_DRAIN_STARTED = 1
 
 # The server stopped: graceful in N ms, or forced with the number of connections cut.
 SERVER_EVENT_STOPPED = 2
+
+# An in-place upgrade's new process reported ready; this server drains now.
+SERVER_EVENT_UPGRADE_READY = 3
+
+# An in-place upgrade failed (the message says why); this server keeps serving.
+SERVER_EVENT_UPGRADE_FAILED = 4
 
 # -- enum server_result -----------------------------------------------------------------------
 
@@ -129,6 +143,10 @@ SERVER_DRAINING = 20
 # The caller's buffer is too small.
 SERVER_ERR_BUFFER_TOO_SMALL = 21
 
+# An in-place upgrade failed: the new process could not start, exited, or did not report
+# ready in time. The server keeps serving; `server_last_error` says why.
+SERVER_ERR_UPGRADE = 22
+
 # -- types ------------------------------------------------------------------------------------
 
 # A server started with `server_instance_start`. Opaque.
@@ -142,6 +160,19 @@ SERVER_ERR_BUFFER_TOO_SMALL = 21
 # `server_instance_free` must be the last call on the handle, made once no other call on it is
 # in progress.
 # server_instance is opaque: handled as a c_void_p (a plain int).
+
+# A queue of requests for a host that takes them on a thread of its own. Opaque; reference
+# counted.
+#
+# Lifecycle: `server_queue_new` (one reference, the host's) → start a server with
+# `handler = server_queue_push`, `userdata = server_queue_retain(q)`,
+# `userdata_drop = server_queue_release` (and preferably `inline_handler = true`: the push
+# never blocks) → watch `server_queue_fd(q)`; when it is readable, `server_queue_pop` →
+# answer and free each request as usual → `server_queue_close` when the host stops taking
+# requests → `server_queue_release(q)`.
+#
+# Threading: every function may be called from any thread, concurrently.
+# server_queue is opaque: handled as a c_void_p (a plain int).
 
 # One request, fully read. Opaque. Created by the library for each handler call; owned by the
 # host until it passes it to `server_request_free` (exactly once).
@@ -275,6 +306,19 @@ server_options._fields_ = [
     # message to print or log; NULL (default): none. Runs on a library thread, never
     # concurrently with itself for one server; it must not block.
     ("on_event", server_event_fn),
+    # `SERVER_SD_NOTIFY_AUTO` (0, default): when `NOTIFY_SOCKET` is set, send `READY=1` (with
+    # `MAINPID=`) once serving, `STOPPING=1` when a drain is requested, `STATUS=` lines, and
+    # `WATCHDOG=1` at half of `WATCHDOG_USEC` from the server's own runtime (a wedged runtime
+    # stops pinging). Path and abstract (`@`) sockets. `SERVER_SD_NOTIFY_OFF`: never. In a
+    # process with several servers, leave it on for one. The environment is never changed.
+    ("sd_notify", ctypes.c_uint32),
+    # SIGHUP starts an in-place upgrade (`server_instance_upgrade` with this program and its
+    # own arguments): with `SERVER_SIGNALS_LIBRARY` the library catches SIGHUP too; with
+    # `SERVER_SIGNALS_HOST` a forwarded SIGHUP does it. False (default): the library leaves
+    # SIGHUP alone. A failed upgrade is reported through `on_event`.
+    ("upgrade_on_sighup", ctypes.c_bool),
+    # How long an upgrade waits for the new process to report ready, ms (default 10000).
+    ("upgrade_timeout_ms", ctypes.c_uint32),
 ]
 
 server_stats._fields_ = [
@@ -433,6 +477,27 @@ class Lib:
     # NULL does nothing. Exactly once per handle, as its last call.
     server_instance_free: Callable[[Optional[int]], None]
 
+    # In-place upgrade: starts `program` with `argv` (a NULL-terminated array, `argv[0]`
+    # first; both NULL: a fresh copy of this very program, by its path, with this process's
+    # own arguments) with `srv`'s listening socket handed over the way `srv` got it: as
+    # descriptor 3 with `LISTEN_FDS=1`, `LISTEN_PID` and `LISTEN_FDNAMES` (the name systemd
+    # passed it with, else `graceserve`), or, for an `fd:N` address, as descriptor N again
+    # without those variables — so a graceserve program given the same address (`HOST:PORT`,
+    # `systemd`, `systemd:NAME`, `fd:N`) adopts it instead of binding. Waits up to
+    # `timeout_ms` (0: the option `upgrade_timeout_ms`) for the new process to report ready —
+    # the systemd protocol, with this process in systemd's place (its `NOTIFY_SOCKET` is
+    # ours) — then starts `srv`'s drain with its pre-drain delay and signal deadline, and
+    # returns: `srv`'s wait then returns 0 with `SERVER_CAUSE_UPGRADED` once it has drained.
+    # Both processes accept on the socket meanwhile, so no connection is refused. Under
+    # systemd, the new process is announced with `MAINPID=` (use `NotifyAccess=all`).
+    #
+    # Returns `SERVER_OK` (`*out_pid`, if not NULL, gets the new process id);
+    # `SERVER_ERR_UPGRADE` when the new process could not start, exited, or did not report
+    # ready in time (it is stopped; `srv` keeps serving; `server_last_error()` says why);
+    # `SERVER_ERR_INVALID_ARGUMENT`, `SERVER_ERR_NULL_PARAMETER`. Blocks up to the timeout:
+    # not from an `inline_handler`. Not on WASI (always `SERVER_ERR_UPGRADE`).
+    server_instance_upgrade: Callable[[Optional[int], Optional[bytes], Any, int, Any], int]
+
     # Returns the exit status a stop cause amounts to, as `server_wait` returns it: 0 for
     # the graceful causes, 1 for the others. `SERVER_ERR_NOT_RUNNING` for
     # `SERVER_CAUSE_NONE` (nothing stopped yet) and `SERVER_ERR_INVALID_ARGUMENT` for a value
@@ -506,6 +571,12 @@ class Lib:
     # start). Any thread.
     server_last_stop_cause: Callable[[], int]
 
+    # `server_instance_upgrade` for the default server: starts a successor with the
+    # listener handed over, waits for it to report ready, then drains. Returns `SERVER_OK`,
+    # `SERVER_ERR_UPGRADE` (the default server keeps serving; `server_last_error()` says
+    # why), `SERVER_ERR_INVALID_ARGUMENT` or `SERVER_ERR_NOT_RUNNING`.
+    server_upgrade: Callable[[Optional[bytes], Any, int, Any], int]
+
     # Returns 1 from the moment a drain of the default server was requested (including
     # during the pre-drain delay), else 0 (also when none runs). Any thread.
     server_drain_requested: Callable[[], int]
@@ -545,6 +616,60 @@ class Lib:
     # Any thread.
     server_options_init: Callable[[Any, int], int]
 
+    # Creates an empty queue and stores it in `*out` with one reference, the caller's (drop it
+    # with `server_queue_release`).
+    #
+    # Returns `SERVER_OK`, `SERVER_ERR_NULL_PARAMETER`, or `SERVER_ERR_RUNTIME` when the
+    # descriptor cannot be created (or the platform has none, as WASI). Any thread.
+    server_queue_new: Callable[[Any], int]
+
+    # Adds a reference to `queue` and returns it (as `void *`, for `server_options.userdata`).
+    # NULL returns NULL. Any thread.
+    server_queue_retain: Callable[[Optional[int]], Optional[int]]
+
+    # Drops one reference to `queue` (a `server_queue *` passed as `void *`, so that it also
+    # serves as `server_options.userdata_drop`). The last reference frees the queue; requests
+    # still in it are answered `503 Service Unavailable` and freed. NULL does nothing. Any thread.
+    server_queue_release: Callable[[Optional[int]], None]
+
+    # The handler for `server_options.handler` with a queue as `userdata`: queues `req` (or, once
+    # the queue is closed, answers it `503 Service Unavailable`) and makes the queue's descriptor
+    # readable. Never blocks and never calls host code, so it suits `inline_handler`. Any thread.
+    server_queue_push: Callable[[Optional[int], Optional[int]], None]
+
+    # Returns a file descriptor that is readable while requests wait in `queue` (for `poll`,
+    # `epoll` or an event loop's reader). Do not read, write or close it; it lives as long as the
+    # queue. -1 when `queue` is NULL. Any thread.
+    server_queue_fd: Callable[[Optional[int]], int]
+
+    # Moves up to `max` waiting requests into `out[0..n)`, oldest first, and returns `n`. Each is
+    # the caller's, exactly as if a handler had received it: answer it, then
+    # `server_request_free`. When `n < max` the queue is empty and its descriptor is not readable
+    # until the next request arrives. 0 when `queue` or `out` is NULL. Any thread.
+    server_queue_pop: Callable[[Optional[int], Any, int], int]
+
+    # Answers `req` like `server_respond` and frees it, but holds the answer in `queue` until
+    # `server_queue_flush`, which hands every held answer to the server's threads at once: one
+    # wake-up for a batch instead of one per request. The headers come packed in one buffer,
+    # `name\0value\0name\0value\0…` (`headers_len` bytes; 0 for none), as
+    # `server_request_head` packs them. Two foreign calls per request in all (this one and
+    # `server_request_head`), for hosts where each call is costly.
+    #
+    # Returns `SERVER_OK` (held; `req` freed), `SERVER_ERR_CLOSED` (the client was already gone;
+    # `req` freed), or, with `req` left unanswered and still the caller's:
+    # `SERVER_ERR_INVALID_ARGUMENT` (bad status or header), `SERVER_ERR_ALREADY_USED`,
+    # `SERVER_ERR_NULL_PARAMETER`. One thread at a time per request.
+    server_queue_respond: Callable[[Optional[int], Optional[int], int, Optional[bytes], int, Optional[bytes], int], int]
+
+    # Delivers every answer held by `server_queue_respond` (one wake-up of the server's threads).
+    # NULL does nothing. Any thread.
+    server_queue_flush: Callable[[Optional[int]], None]
+
+    # Closes `queue`: requests waiting in it, and every request pushed from now on, are answered
+    # `503 Service Unavailable` and freed. For a host that stops taking requests while a server
+    # may still deliver some. Idempotent; NULL does nothing. Any thread.
+    server_queue_close: Callable[[Optional[int]], None]
+
     # Returns the request method (`GET`, `POST`, …) as a NUL-terminated string, or NULL when
     # `req` is NULL. Valid until `server_request_free(req)`.
     server_request_method: Callable[[Optional[int]], Optional[bytes]]
@@ -563,6 +688,16 @@ class Lib:
 
     # Returns the HTTP version of the request: 10, 11 or 20 (0 when `req` is NULL).
     server_request_version: Callable[[Optional[int]], int]
+
+    # Points `*out`/`*out_len` at the whole request head packed in one buffer, for bindings in
+    # languages where each foreign call is costly: NUL-terminated fields, in this order —
+    # method, path (as sent), query (without `?`), peer address (`IP:PORT`, empty when
+    # unknown), HTTP version (`1.0`, `1.1` or `2`), body length (decimal), then each header
+    # field's lower-case name and value, in the order of `server_request_header_at`. No field
+    # contains a NUL byte. Valid until `server_request_free(req)`.
+    #
+    # Returns `SERVER_OK` or `SERVER_ERR_NULL_PARAMETER`. One thread at a time per request.
+    server_request_head: Callable[[Optional[int], Any, Any], int]
 
     # Looks up the first value of header `name` (NUL-terminated, case-insensitive) and points
     # `*out`/`*out_len` at its bytes (not NUL-terminated; may contain any byte but CR/LF/NUL).
@@ -622,6 +757,9 @@ class Lib:
     # Sends the status and headers of `req` now and returns, in `*out`, a stream for the body
     # (chunked on HTTP/1.1). Write with `server_stream_write`; end and free with
     # `server_stream_free`. The stream is independent of `req`, which you still free.
+    # A valid `Content-Length` among `headers` is kept: the body is then sent with that
+    # length instead of chunked, and must have exactly that many bytes (a shorter one ends
+    # the connection). `Transfer-Encoding` and hop-by-hop headers are dropped.
     #
     # Returns `SERVER_OK`, `SERVER_ERR_CLOSED`, `SERVER_ERR_ALREADY_USED`,
     # `SERVER_ERR_INVALID_ARGUMENT` (request left unanswered) or `SERVER_ERR_NULL_PARAMETER`.
@@ -700,6 +838,10 @@ class Lib:
         f.argtypes = [ctypes.c_void_p]
         f.restype = None
         self.server_instance_free = f
+        f = dll.server_instance_upgrade
+        f.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]
+        f.restype = ctypes.c_int
+        self.server_instance_upgrade = f
         f = dll.server_stop_cause_exit_status
         f.argtypes = [ctypes.c_uint32]
         f.restype = ctypes.c_int
@@ -728,6 +870,10 @@ class Lib:
         f.argtypes = []
         f.restype = ctypes.c_uint32
         self.server_last_stop_cause = f
+        f = dll.server_upgrade
+        f.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32)]
+        f.restype = ctypes.c_int
+        self.server_upgrade = f
         f = dll.server_drain_requested
         f.argtypes = []
         f.restype = ctypes.c_int
@@ -756,6 +902,42 @@ class Lib:
         f.argtypes = [ctypes.POINTER(server_options), ctypes.c_uint32]
         f.restype = ctypes.c_int
         self.server_options_init = f
+        f = dll.server_queue_new
+        f.argtypes = [ctypes.POINTER(ctypes.c_void_p)]
+        f.restype = ctypes.c_int
+        self.server_queue_new = f
+        f = dll.server_queue_retain
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = ctypes.c_void_p
+        self.server_queue_retain = f
+        f = dll.server_queue_release
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = None
+        self.server_queue_release = f
+        f = dll.server_queue_push
+        f.argtypes = [ctypes.c_void_p, ctypes.c_void_p]
+        f.restype = None
+        self.server_queue_push = f
+        f = dll.server_queue_fd
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = ctypes.c_int
+        self.server_queue_fd = f
+        f = dll.server_queue_pop
+        f.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.c_size_t]
+        f.restype = ctypes.c_size_t
+        self.server_queue_pop = f
+        f = dll.server_queue_respond
+        f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint16, ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_size_t]
+        f.restype = ctypes.c_int
+        self.server_queue_respond = f
+        f = dll.server_queue_flush
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = None
+        self.server_queue_flush = f
+        f = dll.server_queue_close
+        f.argtypes = [ctypes.c_void_p]
+        f.restype = None
+        self.server_queue_close = f
         f = dll.server_request_method
         f.argtypes = [ctypes.c_void_p]
         f.restype = ctypes.c_char_p
@@ -776,6 +958,10 @@ class Lib:
         f.argtypes = [ctypes.c_void_p]
         f.restype = ctypes.c_int
         self.server_request_version = f
+        f = dll.server_request_head
+        f.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)]
+        f.restype = ctypes.c_int
+        self.server_request_head = f
         f = dll.server_request_header
         f.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_size_t)]
         f.restype = ctypes.c_int
@@ -838,6 +1024,7 @@ FUNCTIONS = (
     "server_instance_drain_requested",
     "server_instance_stop_cause",
     "server_instance_free",
+    "server_instance_upgrade",
     "server_stop_cause_exit_status",
     "server_start",
     "server_shutdown",
@@ -845,6 +1032,7 @@ FUNCTIONS = (
     "server_wait_timeout",
     "server_notify_signal",
     "server_last_stop_cause",
+    "server_upgrade",
     "server_drain_requested",
     "server_local_port",
     "server_local_addr",
@@ -852,11 +1040,21 @@ FUNCTIONS = (
     "server_version",
     "server_abi_version",
     "server_options_init",
+    "server_queue_new",
+    "server_queue_retain",
+    "server_queue_release",
+    "server_queue_push",
+    "server_queue_fd",
+    "server_queue_pop",
+    "server_queue_respond",
+    "server_queue_flush",
+    "server_queue_close",
     "server_request_method",
     "server_request_path",
     "server_request_query",
     "server_request_remote_addr",
     "server_request_version",
+    "server_request_head",
     "server_request_header",
     "server_request_header_count",
     "server_request_header_at",

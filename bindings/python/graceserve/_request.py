@@ -31,6 +31,7 @@ __all__ = [
     "Headers",
     "Request",
     "Response",
+    "ResponseStream",
 ]
 
 log = logging.getLogger("graceserve")
@@ -352,6 +353,15 @@ class Request:
                 return default
             return ctypes.string_at(out.value or 0, out_len.value).decode("latin-1") if out_len.value else ""
 
+    def _head_fields(self) -> List[bytes]:
+        """The whole head in one foreign call (``server_request_head``), for the WSGI and ASGI
+        adapters: method, raw path, query, peer, HTTP version, body length, then each header's
+        name and value, and a last empty item."""
+        out, size = ctypes.c_void_p(), ctypes.c_size_t()
+        with self._lock:
+            LIB.server_request_head(self._live(), ctypes.byref(out), ctypes.byref(size))
+            return ctypes.string_at(out.value or 0, size.value).split(b"\0")
+
     @property
     def body(self) -> bytes:
         """The whole request body (``b""`` when there is none)."""
@@ -443,6 +453,35 @@ class Request:
             log.error("graceserve: answering %s failed: %s", self, last_error())
         return rc == _ffi.SERVER_OK
 
+    def respond_stream(self, status: int = 200, headers: Optional[HeaderItems] = None) -> "ResponseStream":
+        """Answers now with ``status`` and ``headers``, and returns a :class:`ResponseStream` to
+        write the body in pieces (chunked on HTTP/1.1 unless ``headers`` has a
+        ``Content-Length``). From any thread, exactly once, like :meth:`respond`.
+
+        When the client is already gone the returned stream is closed (``write`` returns
+        False). Raises :class:`RequestClosedError` when already answered, ``ValueError`` for an
+        invalid status or header (the request then stays unanswered)."""
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise TypeError(f"the status must be an int, not {type(status).__name__}")
+        pairs = _header_pairs(headers)
+        arr = _make_header_array(pairs) if pairs else None
+        out = ctypes.c_void_p()
+        with self._lock:
+            ptr = self._ptr
+            if ptr is None or self._state == _DONE:
+                raise RequestClosedError(_ffi.SERVER_ERR_ALREADY_USED, "the request was already answered")
+            rc = LIB.server_respond_stream(ptr, status, arr, len(pairs), ctypes.byref(out))
+            if rc == _ffi.SERVER_ERR_INVALID_ARGUMENT:
+                raise ValueError(last_error())
+            self._ptr = None
+            self._state = _DONE
+            LIB.server_request_free(ptr)
+        if rc != _ffi.SERVER_OK:
+            if rc != _ffi.SERVER_ERR_CLOSED:
+                log.error("graceserve: answering %s failed: %s", self, last_error())
+            return ResponseStream(None)
+        return ResponseStream(out.value)
+
     def _release(self) -> None:
         """Frees the request unanswered (the client gets 500)."""
         with self._lock:
@@ -465,3 +504,74 @@ class Request:
             return f"<Request {self.method} {self.raw_path}>"
         except RequestClosedError:
             return "<Request (answered)>"
+
+
+class ResponseStream:
+    """The body of a response being sent in pieces (from :meth:`Request.respond_stream`).
+
+    :meth:`write` sends a piece, blocking while the client reads slower than you write; it
+    returns False once the client is gone (stop writing then). :meth:`close` ends the body (a
+    stream that is dropped unclosed is closed then). ``with request.respond_stream(...) as s:``
+    closes it on exit. One thread at a time; never on an I/O thread (``inline=True``
+    handlers), where a blocking write would stall other connections."""
+
+    __slots__ = ("_ptr", "_lock")
+
+    def __init__(self, ptr: Optional[int]) -> None:
+        self._ptr = ptr
+        self._lock = threading.Lock()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (or the client was gone from the start)."""
+        return self._ptr is None
+
+    def write(self, data: Body) -> bool:
+        """Sends ``data`` (bytes, or ``str`` as UTF-8). Returns True when it was handed to the
+        connection, False when the client is gone or the stream is closed."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        elif not isinstance(data, bytes):
+            if not isinstance(data, (bytearray, memoryview)):
+                raise TypeError(f"a response body must be bytes or str, not {type(data).__name__}")
+            data = bytes(data)
+        with self._lock:
+            ptr = self._ptr
+            if ptr is None:
+                return False
+            return LIB.server_stream_write(ptr, data, len(data)) == _ffi.SERVER_OK
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the body can no longer reach the client (it left, or the stop was forced).
+        Never blocks: while another thread is inside :meth:`write` it answers False (that write
+        will tell)."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            ptr = self._ptr
+            # An empty write never blocks: it only reports whether the client is still there.
+            return ptr is not None and LIB.server_stream_write(ptr, None, 0) != _ffi.SERVER_OK
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        """Ends the body. Idempotent."""
+        with self._lock:
+            ptr = self._ptr
+            self._ptr = None
+            if ptr is not None:
+                LIB.server_stream_free(ptr)
+
+    def __enter__(self) -> "ResponseStream":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        if self._ptr is not None:
+            self.close()
+
+    def __repr__(self) -> str:
+        return f"<ResponseStream {'closed' if self._ptr is None else 'open'}>"

@@ -72,6 +72,7 @@ class StopCause(enum.IntEnum):
     FORCED_DEADLINE = _ffi.SERVER_CAUSE_FORCED_DEADLINE
     FORCED_SECOND_SIGNAL = _ffi.SERVER_CAUSE_FORCED_SECOND_SIGNAL
     INVALID_OPTIONS = _ffi.SERVER_CAUSE_INVALID_OPTIONS
+    UPGRADED = _ffi.SERVER_CAUSE_UPGRADED
 
     @property
     def exit_status(self) -> int:
@@ -233,9 +234,19 @@ class Server:
         After this many requests, or this many seconds, a connection's next answer closes it
         (HTTP/2: GOAWAY), so L4 balancers rebalance after a rollout. ``None``: no limit.
     on_event
-        ``on_event(kind, message)``, called on a library thread when a drain starts and when
-        the server stops, with a line the library formats (e.g. to print it on stderr). It
-        must not block.
+        ``on_event(kind, message)``, called on a library thread when a drain starts, when the
+        server stops and on upgrade news, with a line the library formats (e.g. to print it on
+        stderr). It must not block.
+    upgrade_on_sighup, upgrade_timeout
+        SIGHUP (caught by :meth:`serve` / :func:`serve_all`) upgrades in place: a fresh copy of
+        this program with the same arguments takes over the listener, and once it reports
+        ready this server drains (:attr:`StopCause.UPGRADED`, status 0); if it never does, this
+        server keeps serving and ``on_event`` says why. ``upgrade_timeout`` (seconds) bounds
+        the wait (``None``: the library's default). See :meth:`upgrade`.
+    sd_notify
+        With ``NOTIFY_SOCKET`` set (a systemd ``Type=notify`` service), the library sends
+        ``READY=1``, ``STOPPING=1``, ``STATUS=`` and watchdog pings; ``False`` turns it off
+        (leave it on for one server of a process).
     """
 
     def __init__(
@@ -258,6 +269,9 @@ class Server:
         max_requests_per_connection: Optional[int] = None,
         max_connection_age: Optional[float] = None,
         on_event: Optional[EventHandler] = None,
+        upgrade_on_sighup: bool = False,
+        upgrade_timeout: Optional[float] = None,
+        sd_notify: bool = True,
     ) -> None:
         if addr is not None and not isinstance(addr, str):
             raise TypeError(f"addr must be a 'HOST:PORT' string, not {addr!r}")
@@ -313,6 +327,11 @@ class Server:
                 opts[field] = _ms(name, seconds, allow_zero=False)
         if drain_delay is not None:
             opts["drain_delay_ms"] = _ms("drain_delay", drain_delay)
+        if upgrade_timeout is not None:
+            opts["upgrade_timeout_ms"] = _ms("upgrade_timeout", upgrade_timeout, allow_zero=False)
+        opts["upgrade_on_sighup"] = bool(upgrade_on_sighup)
+        opts["sd_notify"] = _ffi.SERVER_SD_NOTIFY_AUTO if sd_notify else _ffi.SERVER_SD_NOTIFY_OFF
+        self.upgrade_on_sighup = bool(upgrade_on_sighup)
         self._opts = opts
         self._lock = threading.RLock()
         self._state = _NEW
@@ -386,6 +405,37 @@ class Server:
             st.requests_during_delay,
         )
 
+    def upgrade(
+        self,
+        program: Optional[str] = None,
+        args: Optional[Sequence[str]] = None,
+        timeout: Optional[float] = None,
+    ) -> int:
+        """In-place upgrade: starts ``program`` with ``args`` (``argv[0]`` first; both
+        ``None``: a fresh copy of this very program with the same arguments) with this server's
+        listening socket handed over, waits up to ``timeout`` seconds (``None``: the
+        ``upgrade_timeout`` option) for it to report ready, then starts this server's drain
+        and returns the new process id. Both accept on the socket meanwhile, so no connection
+        is refused. Raises :class:`UpgradeError` (this server keeps serving) when the new
+        process cannot start, exits, or never reports ready. Blocks up to the timeout."""
+        h = self._handle
+        if h is None or self._state != _RUNNING:
+            raise NotRunningError(_ffi.SERVER_ERR_NOT_RUNNING, f"{self!r} is not running")
+        if program is None and args is not None:
+            raise ValueError("args needs a program")
+        prog = None if program is None else os.fsencode(program)
+        argv: Any = None
+        if args is not None:
+            items = [os.fsencode(a) for a in args] + [None]
+            argv = (ctypes.c_char_p * len(items))(*items)
+        ms = 0 if timeout is None else _ms("timeout", timeout, allow_zero=False)
+        pid = ctypes.c_uint32(0)
+        with h as ptr:
+            rc = LIB.server_instance_upgrade(ptr, prog, argv, ms, ctypes.byref(pid))
+        if rc != _ffi.SERVER_OK:
+            raise error_for(rc, last_error())
+        return pid.value
+
     @property
     def drain_requested(self) -> bool:
         """True from the moment a drain of this server was requested (a signal, a shutdown,
@@ -429,7 +479,21 @@ class Server:
             opts = self._options()
             dispatch: Optional[Dispatch] = None
             key = 0
-            if self._handler is not None or self._on_event is not None:
+            native = getattr(self._handler, "_graceserve_native_handler", None)
+            native_ud: Optional[int] = None
+            if native is not None:
+                # A handler implemented in the library itself (graceserve.asgi's request
+                # queue): no Python runs per request on library threads. It never blocks, so
+                # it runs inline on the I/O threads. native() takes a reference for the server.
+                if self._on_event is not None:
+                    raise TypeError(
+                        "on_event needs a Python handler: the library-implemented handler "
+                        "(the ASGI request queue) owns the server's userdata"
+                    )
+                opts.handler, native_ud, opts.userdata_drop = native()
+                opts.userdata = native_ud
+                opts.inline_handler = True
+            elif self._handler is not None or self._on_event is not None:
                 dispatch = Dispatch(self._handler, self._on_event)
                 handler_cb, key, drop_cb, event_cb = callbacks(dispatch)
                 opts.userdata = key
@@ -444,6 +508,8 @@ class Server:
                 msg = last_error()
                 if key:
                     DISPATCH.deallocate(key)  # for the codes where the library did not take it
+                if native_ud is not None and rc == _ffi.SERVER_ERR_VERSION:
+                    opts.userdata_drop(native_ud)  # the library did not take that reference
                 self._state = _STOPPED
                 self._bound = None
                 # A failed start leaves no handle: the library keeps its cause per thread.
@@ -625,7 +691,12 @@ def serve_all(*servers: Server, ready: Optional[Callable[[Sequence[Server]], Non
 def _forward_signal(group: Sequence[Server], signum: int) -> None:
     """A Python signal handler's work: hand ``signum`` to every server of ``group``; the library
     decides what it means (the first drains, a later one forces)."""
-    log.info("graceserve: %s received; draining (again to force)", signal.Signals(signum).name)
+    name = signal.Signals(signum).name
+    if signum == signal.SIGHUP:
+        log.info("graceserve: SIGHUP received; upgrading in place")
+        group = [s for s in group if s.upgrade_on_sighup]
+    else:
+        log.info("graceserve: %s received; draining (again to force)", name)
     for s in group:
         s._on_signal(signum)
 
@@ -636,7 +707,10 @@ def _serve(group: Sequence[Server], ready: Optional[Callable[[], None]]) -> int:
 
     previous: Dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        for sig in _SIGNALS:
+        sigs = list(_SIGNALS)
+        if any(s.upgrade_on_sighup for s in group):
+            sigs.append(signal.SIGHUP)
+        for sig in sigs:
             previous[sig] = signal.signal(sig, forward)
     try:
         started: List[Server] = []

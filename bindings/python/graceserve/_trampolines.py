@@ -60,6 +60,8 @@ class EventKind(enum.IntEnum):
 
     DRAIN_STARTED = _ffi.SERVER_EVENT_DRAIN_STARTED
     STOPPED = _ffi.SERVER_EVENT_STOPPED
+    UPGRADE_READY = _ffi.SERVER_EVENT_UPGRADE_READY
+    UPGRADE_FAILED = _ffi.SERVER_EVENT_UPGRADE_FAILED
 
 
 #: ``on_event(kind, message)``: called on a library thread with a line the library formats.
