@@ -213,9 +213,11 @@ class Server:
         Python handlers share one GIL, so more threads mostly add switching. Raise it for
         handlers that spend their time blocked on I/O or sleeping.
     inline
-        Run the handler on the I/O thread itself: the fastest for handlers that answer at
-        once, but a handler that blocks (sleeps, waits on I/O or the GIL) stalls other
-        connections. Off by default.
+        Call the handler inside the I/O loop's turn: only for handlers that answer at once,
+        since a handler that blocks (sleeps, waits on I/O or the GIL) stalls the other
+        connections of its worker, with no hand-over to another thread. Off by default (the
+        default runs handlers on the same thread between turns, and hands the worker's other
+        connections over when one blocks).
     max_connections, header_read_timeout, keepalive_idle_timeout, max_header_bytes,
     max_body_bytes
         Limits, as in the C ``server_options`` (``None``: the library's default; the library
