@@ -1156,6 +1156,47 @@ void test_blocking_handlers_do_not_stall_worker(void) {
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
+/* One worker, two handler slots, six blocking requests: two are in the handler and four wait
+ * in the worker's queue for a slot when the drain begins. The drain must wait for all six and
+ * every one must be answered by its handler (none dropped, none 500), then stop gracefully. */
+void test_queued_calls_survive_the_drain(void) {
+    struct server_options o;
+    opts_local(&o);
+    o.worker_threads = 1;
+    o.handler_threads = 2;
+    uint16_t port = start_or_die(&o);
+    enum { N = 6 };
+    async_req r[N];
+    for (int i = 0; i < N; i++) async_get(&r[i], port, "/block");
+    REQUIRE(event_wait_n(&th_entered, 2, 10000));
+    /* All six requests reached the server (two in handlers, four queued for a slot). */
+    struct server_stats st = SERVER_STATS_INIT;
+    int64_t end = now_ms() + 10000;
+    do {
+        CHECK_RC(server_get_stats(&st), SERVER_OK);
+    } while (st.requests_active < N && now_ms() < end && (sleep_ms(2), 1));
+    CHECK_INT(st.requests_active, N);
+    CHECK(!event_wait_n(&th_entered, 3, 200)); /* the slots are full */
+    shutdown_call sc;
+    shutdown_async(&sc, 30000);
+    REQUIRE(wait_until(refuses_pred, &port, 10000)); /* the drain has begun */
+    CHECK(!sc.done);
+    event_signal(&th_release);
+    for (int i = 0; i < N; i++) {
+        async_join(&r[i]);
+        CHECK(r[i].rc == 0);
+        CHECK_INT(r[i].resp.status, 200);
+        CHECK_STR((const char *)r[i].resp.body, "released");
+        async_free(&r[i]);
+    }
+    pthread_join(sc.th, NULL);
+    CHECK_RC(sc.rc, SERVER_OK);
+    CHECK_INT(event_count(&th_entered), N);
+    CHECK_RC(server_wait(), 0);
+    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_CALL);
+    CHECK(port_bindable(port));
+}
+
 /* A handler that answers and then keeps running (blocks): the client gets the answer while the
  * handler is still in host code. */
 void test_answer_reaches_client_before_handler_returns(void) {
