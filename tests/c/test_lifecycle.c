@@ -1197,6 +1197,51 @@ void test_queued_calls_survive_the_drain(void) {
     CHECK(port_bindable(port));
 }
 
+/* One worker whose threads are all stuck in handlers (each handed over to a fresh thread): a
+ * deadline forces the stop, wait returns at once with 1, and the stuck threads are left behind
+ * until their handlers return (CLOSED, cancelled); the host's userdata is dropped once, after
+ * the last of them, and a new server can start meanwhile. */
+void test_forced_stop_with_handed_over_workers(void) {
+    atomic_int drops = 0;
+    struct server_options o;
+    opts_local(&o);
+    o.worker_threads = 1;
+    o.userdata = &drops;
+    o.userdata_drop = drop_count;
+    uint16_t port = start_or_die(&o);
+    enum { N = 4 };
+    async_req r[N];
+    for (int i = 0; i < N; i++) async_get(&r[i], port, "/block");
+    REQUIRE(event_wait_n(&th_entered, N, 10000));
+    int64_t t0 = now_ms();
+    CHECK_RC(server_shutdown(200), SERVER_ERR_FORCED);
+    CHECK_RC(server_wait(), 1);
+    CHECK(now_ms() - t0 < 5000); /* does not wait for the stuck handlers */
+    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_FORCED_DEADLINE);
+    for (int i = 0; i < N; i++) {
+        async_join(&r[i]);
+        CHECK(r[i].rc != 0 || r[i].resp.status != 200);
+        async_free(&r[i]);
+    }
+    CHECK(port_bindable(port));
+    /* Another server while the old one's threads are still stuck in its handlers. */
+    struct server_options o2;
+    opts_local(&o2);
+    uint16_t port2 = start_or_die(&o2);
+    http_resp resp;
+    CHECK(http_get(port2, "/", &resp) == 0);
+    CHECK_INT(resp.status, 200);
+    http_resp_free(&resp);
+    CHECK_INT(drops, 0); /* the stuck handlers still hold the userdata */
+    event_signal(&th_release);
+    CHECK(event_wait_n(&th_block_done, N, 10000));
+    CHECK_RC(th_block_rc, SERVER_ERR_CLOSED);
+    CHECK_INT(th_block_cancelled, 1);
+    CHECK_INT(wait_count(&drops, 1, 10000), 1);
+    stop_and_check(port2, 5000, SERVER_OK, 0);
+    CHECK_INT(drops, 1);
+}
+
 /* A handler that answers and then keeps running (blocks): the client gets the answer while the
  * handler is still in host code. */
 void test_answer_reaches_client_before_handler_returns(void) {
