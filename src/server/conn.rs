@@ -264,14 +264,14 @@ pub(super) async fn serve_connection(
                 baseline: started,
             });
         }
-        // Never sent a complete request head (silent, or stuck in half-sent headers), or an
-        // HTTP/1.1 connection idle between requests: nothing to finish, close now (dropping
-        // the connection closes the socket, and the client reads EOF). Otherwise in flight:
-        // `Connection: close` on the response (HTTP/1.1), or (HTTP/2, idle or not) a
-        // two-phase GOAWAY.
-        let h2 = cs.is_h2.load(Ordering::Relaxed);
-        let busy = cs.in_flight.load(Ordering::SeqCst) > 0;
-        (started > 0 && (h2 || busy)).then_some(Drain::Graceful)
+        // Never sent a complete request head (silent, or stuck in half-sent headers): nothing
+        // to finish, close now (dropping the connection closes the socket, and the client
+        // reads EOF). Otherwise hyper's graceful shutdown: an idle keep-alive connection
+        // closes at once, but only after hyper has written what it still holds — the handler
+        // may have answered already while the body (a large one, or a stream) is still being
+        // sent, so "no request in flight" does not mean "nothing left to write"; an answer in
+        // flight gets `Connection: close` (HTTP/1.1), HTTP/2 a two-phase GOAWAY.
+        (started > 0).then_some(Drain::Graceful)
     };
 
     // A connection accepted during the pre-drain delay, or just as the drain began, must see

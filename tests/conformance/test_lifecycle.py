@@ -161,6 +161,34 @@ def test_inflight_h1_completes(serve, host, sig):
     conn.close()
 
 
+def test_answer_being_written_at_signal(serve, host):
+    """An answer the handler has given but the server is still writing (a large body to a client
+    that reads slowly) when SIGTERM lands arrives whole: "no request in flight" is not "nothing
+    left to send"."""
+    p = serve(timeout_ms=10000)
+    n = 8 * 1024 * 1024 - 1  # under the default 8 MiB body limit; more than the socket buffers hold
+    body = bytes(range(256)) * (n // 256) + b"z" * (n % 256)
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # a small window: the server must wait
+    s.connect(("127.0.0.1", p.port))
+    s.settimeout(30)
+    s.sendall(request_bytes("POST", "/echo", body))
+    buf = bytearray()
+    deadline = time.monotonic() + 30
+    while b"\r\n\r\n" not in buf and time.monotonic() < deadline:
+        buf += s.recv(65536)  # the head and the start of the body: the answer is being written
+    assert b"\r\n\r\n" in buf, "no answer to the 8 MiB POST /echo"
+    time.sleep(REACH_HANDLER_S)  # the server has filled the socket buffers and waits to write more
+    t0 = p.signal(signal.SIGTERM)
+    time.sleep(REACH_HANDLER_S)  # the drain has begun before the client reads on
+    r = read_response(s, 30, buf)
+    assert r.status == 200, f"status {r.status}"
+    assert len(r.body) == n and r.body == body, f"the answer was cut: {len(r.body)} of {n} bytes"
+    ex = p.wait_exit(20, t0)
+    assert_stopped_clean(p, ex, 0)
+    s.close()
+
+
 def test_deadline_overrun_forced(serve, host):
     deadline = 800
     p = serve(timeout_ms=deadline)
