@@ -15,16 +15,18 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use http::HeaderValue;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::Notify;
 
 use super::dispatch::{self, Started};
 use super::workers::Queue;
 use super::{App, ConnState};
-use crate::handler::{sanitize_response, Response};
+use crate::handler::{sanitize_response, Response, ResponseBody};
 use crate::sys;
 
 /// How long a connection whose socket holds unread bytes when the drain starts may take to
@@ -86,8 +88,12 @@ pub(super) struct ConnShared {
     pub(super) app: Arc<App>,
     /// Requests started on this connection.
     requests: AtomicU64,
-    /// Requests in flight now (HTTP/2 may have many).
+    /// Answers in flight now: from the request until hyper has taken the whole response body
+    /// (HTTP/2 may have many). See [`Busy`].
     in_flight: AtomicUsize,
+    /// The last write hyper made on the socket could not complete (the client reads slowly):
+    /// hyper still holds bytes to send. Set by [`WriteWatch`].
+    write_blocked: AtomicBool,
     /// Seen an HTTP/2 request: closing means GOAWAY, not `Connection: close`.
     is_h2: AtomicBool,
     /// Set by a request that wants the (HTTP/2) connection to get GOAWAY; `goaway` wakes the
@@ -113,11 +119,57 @@ fn closes_after(app: &App, cs: &ConnShared, n: u64) -> bool {
 /// One request: the answer, and the request's place in the counters until it is given (or the
 /// client leaves and hyper drops it).
 struct Answer {
-    cs: Arc<ConnShared>,
+    /// The request's share of its connection's `in_flight`: handed to the response body when
+    /// the answer is given, so it lasts until the body has been sent; `None` after that.
+    busy: Option<Busy>,
     /// The request's number on its connection.
     n: u64,
     h2: bool,
     started: Started,
+}
+
+/// One answer in flight on a connection (`ConnShared::in_flight`); dropped when it is done.
+struct Busy(Arc<ConnShared>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0
+                .app
+                .shared
+                .counters
+                .connections_busy
+                .fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The response body as hyper sees it: the answer's body, keeping its connection counted as
+/// busy until hyper has taken all of it (hyper drops the body then). The drain relies on it: a
+/// connection whose handler has answered may still be sending a large or streamed body.
+pub(super) struct SentBody {
+    inner: ResponseBody,
+    _busy: Busy,
+}
+
+impl http_body::Body for SentBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 fn serve_request(cs: Arc<ConnShared>, req: http::Request<Incoming>) -> Answer {
@@ -133,17 +185,22 @@ fn serve_request(cs: Arc<ConnShared>, req: http::Request<Incoming>) -> Answer {
     counters.requests_total.fetch_add(1, Ordering::Relaxed);
     counters.requests_active.fetch_add(1, Ordering::Relaxed);
     let started = dispatch::start(&cs, req);
-    Answer { cs, n, h2, started }
+    Answer {
+        busy: Some(Busy(cs)),
+        n,
+        h2,
+        started,
+    }
 }
 
 impl Answer {
     /// Marks the answer as the connection's last when it must be.
-    fn finish(&self, mut resp: Response) -> Response {
-        let app = &self.cs.app;
-        if closes_after(app, &self.cs, self.n) {
-            if self.h2 {
-                self.cs.goaway_wanted.store(true, Ordering::SeqCst);
-                self.cs.goaway.notify_one();
+    fn finish(cs: &ConnShared, n: u64, h2: bool, mut resp: Response) -> Response {
+        let app = &cs.app;
+        if closes_after(app, cs, n) {
+            if h2 {
+                cs.goaway_wanted.store(true, Ordering::SeqCst);
+                cs.goaway.notify_one();
             } else {
                 resp.headers_mut()
                     .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
@@ -160,7 +217,7 @@ impl Answer {
 }
 
 impl Future for Answer {
-    type Output = Result<Response, Infallible>;
+    type Output = Result<http::Response<SentBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let resp = match &mut self.started {
@@ -178,17 +235,90 @@ impl Future for Answer {
                 Poll::Ready(r) => r,
             },
         };
-        Poll::Ready(Ok(self.finish(resp)))
+        let busy = self.busy.take().expect("answer polled after completion");
+        let cs = &busy.0;
+        cs.app
+            .shared
+            .counters
+            .requests_active
+            .fetch_sub(1, Ordering::Relaxed);
+        let resp = Answer::finish(cs, self.n, self.h2, resp);
+        Poll::Ready(Ok(resp.map(|inner| SentBody { inner, _busy: busy })))
     }
 }
 
 impl Drop for Answer {
     fn drop(&mut self) {
-        let counters = &self.cs.app.shared.counters;
-        counters.requests_active.fetch_sub(1, Ordering::Relaxed);
-        if self.cs.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
-            counters.connections_busy.fetch_sub(1, Ordering::Relaxed);
+        // Not answered (the client left, or the stop was forced): the request ends here.
+        if let Some(busy) = &self.busy {
+            busy.0
+                .app
+                .shared
+                .counters
+                .requests_active
+                .fetch_sub(1, Ordering::Relaxed);
         }
+    }
+}
+
+/// The socket as hyper writes to it, noting whether the last write could not complete
+/// (`ConnShared::write_blocked`): hyper ends every turn with a flush that stops only when its
+/// buffer is empty or the socket is full, so after a turn "not blocked" means "nothing held".
+pub(super) struct WriteWatch<T> {
+    io: T,
+    cs: Arc<ConnShared>,
+}
+
+impl<T> WriteWatch<T> {
+    fn note<R>(&self, r: Poll<R>) -> Poll<R> {
+        self.cs
+            .write_blocked
+            .store(r.is_pending(), Ordering::Relaxed);
+        r
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for WriteWatch<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for WriteWatch<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.note(r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.note(r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_flush(cx);
+        self.note(r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let r = Pin::new(&mut self.io).poll_shutdown(cx);
+        self.note(r)
     }
 }
 
@@ -216,6 +346,7 @@ pub(super) async fn serve_connection(
         app: app.clone(),
         requests: AtomicU64::new(0),
         in_flight: AtomicUsize::new(0),
+        write_blocked: AtomicBool::new(false),
         is_h2: AtomicBool::new(false),
         goaway_wanted: AtomicBool::new(false),
         goaway: Notify::new(),
@@ -237,6 +368,7 @@ pub(super) async fn serve_connection(
     tokio::pin!(goaway);
     // Boxed: the connection task then stays small, and tokio copies a task's whole future
     // several times when it ends (three 1 KiB copies per connection at the drain, measured).
+    let io = WriteWatch { io, cs: cs.clone() };
     let mut conn = Box::pin(app.builder.serve_connection(TokioIo::new(io), svc));
 
     let mut seen_requests = 0u64;
@@ -264,14 +396,20 @@ pub(super) async fn serve_connection(
                 baseline: started,
             });
         }
-        // Never sent a complete request head (silent, or stuck in half-sent headers): nothing
-        // to finish, close now (dropping the connection closes the socket, and the client
-        // reads EOF). Otherwise hyper's graceful shutdown: an idle keep-alive connection
-        // closes at once, but only after hyper has written what it still holds — the handler
-        // may have answered already while the body (a large one, or a stream) is still being
-        // sent, so "no request in flight" does not mean "nothing left to write"; an answer in
-        // flight gets `Connection: close` (HTTP/1.1), HTTP/2 a two-phase GOAWAY.
-        (started > 0).then_some(Drain::Graceful)
+        // Never sent a complete request head (silent, or stuck in half-sent headers), or an
+        // HTTP/1.1 connection idle between requests with every answer sent (no answer in
+        // flight, and hyper holds nothing: its last write completed): nothing to finish, close
+        // now (dropping the connection closes the socket; what the kernel holds is still sent,
+        // then the client reads EOF). An answer in flight counts until hyper has taken its
+        // whole body (see `SentBody`): the handler may have answered while a large or streamed
+        // body is still being sent. Otherwise hyper's graceful shutdown: `Connection: close`
+        // on the answer in flight and a close once it is written (HTTP/1.1), or (HTTP/2, idle
+        // or not) a two-phase GOAWAY.
+        let h2 = cs.is_h2.load(Ordering::Relaxed);
+        let quiet = sys::CLOSE_IDLE_BY_DROP
+            && cs.in_flight.load(Ordering::SeqCst) == 0
+            && !cs.write_blocked.load(Ordering::Relaxed);
+        (started > 0 && (h2 || !quiet)).then_some(Drain::Graceful)
     };
 
     // A connection accepted during the pre-drain delay, or just as the drain began, must see

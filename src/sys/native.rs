@@ -43,6 +43,10 @@ pub(crate) fn runtime(
 /// Threads exist: each worker has its own, and handlers that block are handed over.
 pub(crate) const THREADS: bool = true;
 
+/// An idle connection whose every write completed may be closed by dropping it: what it wrote
+/// is in the kernel, which still sends it before the FIN.
+pub(crate) const CLOSE_IDLE_BY_DROP: bool = true;
+
 /// Run first on every thread the server starts.
 pub(crate) fn thread_start() {
     block_sigpipe();

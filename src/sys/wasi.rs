@@ -105,6 +105,10 @@ pub(crate) const FORCE_INLINE_HANDLER: bool = true;
 /// No threads: one worker, the waiter's thread.
 pub(crate) const THREADS: bool = false;
 
+/// A WASI output stream buffers writes in the runtime, out of our sight (a write "completes"
+/// into that buffer): an idle connection closes through hyper's shutdown, which flushes first.
+pub(crate) const CLOSE_IDLE_BY_DROP: bool = false;
+
 pub(crate) fn thread_start() {}
 
 /// Never called: with one worker every connection stays where it was accepted.
