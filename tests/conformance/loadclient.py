@@ -2,7 +2,8 @@
 
 A request ends in exactly one class:
   answered       a complete, correct response
-  refused        the TCP connect was refused: the listener was already closed (never accepted)
+  refused        the TCP connect was refused: the listener was already closed (never accepted),
+                 or it closed during the handshake (the connect itself reset; nothing was sent)
   unaccepted     HTTP/1.1: the connection closed or reset before a single byte of the response,
                  i.e. the server never read the request (a keep-alive connection closed as idle,
                  or a connection still in the kernel backlog when the listener closed) -- safe to
@@ -63,7 +64,9 @@ def _h1_worker(port: int, stop: threading.Event, counts: Counts, idx: int) -> No
                 sock = socket.create_connection(("127.0.0.1", port), timeout=10)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError as e:
-                if isinstance(e, ConnectionRefusedError) or e.errno == errno.ECONNREFUSED:
+                # A reset of the connect itself: the listener closed while the handshake was
+                # under way (nothing was sent yet), as a refusal a moment later would say.
+                if e.errno in (errno.ECONNREFUSED, errno.ECONNRESET):
                     counts.add("refused")
                     time.sleep(0.01)
                     continue
