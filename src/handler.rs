@@ -222,12 +222,6 @@ pub fn build_response<'a>(
     Ok(resp)
 }
 
-/// [`sanitize_framing`] for a whole response (its body says whether it is streamed).
-pub(crate) fn sanitize_response(resp: &mut Response) {
-    let streamed = matches!(resp.body(), ResponseBody::Stream(_));
-    sanitize_framing(resp.headers_mut(), streamed);
-}
-
 /// Takes the framing out of the handler's hands, for every host alike: the library sets
 /// `Content-Length` from a complete body (a handler's own value could only disagree with it)
 /// and chooses `Transfer-Encoding` itself; a streamed body keeps a valid single
@@ -235,7 +229,9 @@ pub(crate) fn sanitize_response(resp: &mut Response) {
 /// net/http do). Hop-by-hop headers (`Keep-Alive`, `Proxy-Connection`, `Upgrade`) are dropped,
 /// and `Connection` keeps only its meaning the library honours: a `close` token asks for the
 /// connection to close after this response (HTTP/1.1; HTTP/2 has no such header).
-pub(crate) fn sanitize_framing(headers: &mut HeaderMap, streamed: bool) {
+pub(crate) fn sanitize_framing(resp: &mut Response) {
+    let streamed = matches!(resp.body(), ResponseBody::Stream(_));
+    let headers = resp.headers_mut();
     // Most answers carry none of these: look before changing anything (each removal hashes).
     let framing = headers.keys().any(|k| {
         k == http::header::CONTENT_LENGTH

@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use super::dispatch::{self, Started};
 use super::workers::Queue;
 use super::{App, ConnState};
-use crate::handler::{sanitize_response, Response, ResponseBody};
+use crate::handler::{Response, ResponseBody};
 use crate::sys;
 
 /// How long a connection whose socket holds unread bytes when the drain starts may take to
@@ -128,8 +128,22 @@ struct Answer {
     started: Started,
 }
 
-/// One answer in flight on a connection (`ConnShared::in_flight`); dropped when it is done.
+/// One answer in flight on a connection (`ConnShared::in_flight`, and the connection counted
+/// as busy while it has any); dropped when it is done.
 struct Busy(Arc<ConnShared>);
+
+impl Busy {
+    fn enter(cs: Arc<ConnShared>) -> Busy {
+        if cs.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
+            cs.app
+                .shared
+                .counters
+                .connections_busy
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Busy(cs)
+    }
+}
 
 impl Drop for Busy {
     fn drop(&mut self) {
@@ -173,20 +187,19 @@ impl http_body::Body for SentBody {
 }
 
 fn serve_request(cs: Arc<ConnShared>, req: http::Request<Incoming>) -> Answer {
-    let counters = &cs.app.shared.counters;
     let n = cs.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let h2 = req.version() == http::Version::HTTP_2;
     if h2 {
         cs.is_h2.store(true, Ordering::Relaxed);
     }
-    if cs.in_flight.fetch_add(1, Ordering::Relaxed) == 0 {
-        counters.connections_busy.fetch_add(1, Ordering::Relaxed);
-    }
+    let busy = Busy::enter(cs);
+    let cs = &busy.0;
+    let counters = &cs.app.shared.counters;
     counters.requests_total.fetch_add(1, Ordering::Relaxed);
     counters.requests_active.fetch_add(1, Ordering::Relaxed);
-    let started = dispatch::start(&cs, req);
+    let started = dispatch::start(cs, req);
     Answer {
-        busy: Some(Busy(cs)),
+        busy: Some(busy),
         n,
         h2,
         started,
@@ -220,21 +233,7 @@ impl Future for Answer {
     type Output = Result<http::Response<SentBody>, Infallible>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let resp = match &mut self.started {
-            Started::Ready(r) => r.take().expect("answer polled after completion"),
-            Started::Handler(rx) => match Pin::new(rx).poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(mut r)) => {
-                    sanitize_response(&mut r);
-                    r
-                }
-                Poll::Ready(Err(_)) => dispatch::internal_error(),
-            },
-            Started::Body(f) => match f.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(r) => r,
-            },
-        };
+        let resp = std::task::ready!(self.started.poll_answer(cx));
         let busy = self.busy.take().expect("answer polled after completion");
         let cs = &busy.0;
         cs.app

@@ -10,6 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -19,7 +20,7 @@ use tokio::sync::oneshot;
 use super::conn::ConnShared;
 use super::workers::{Call, Target};
 use super::{App, Shared};
-use crate::handler::{sanitize_response, text_response, Handler, Reply, Request, Response};
+use crate::handler::{sanitize_framing, text_response, Handler, Reply, Request, Response};
 
 thread_local! {
     /// The server whose handler this thread is running right now (0: none).
@@ -46,12 +47,30 @@ pub(super) enum Started {
     Body(Pin<Box<dyn Future<Output = Response> + Send>>),
 }
 
-/// The library's answer when the handler failed (panicked, or dropped its reply unanswered).
-pub(super) fn internal_error() -> Response {
-    text_response(
-        http::StatusCode::INTERNAL_SERVER_ERROR,
-        "internal server error\n",
-    )
+impl Started {
+    /// The answer, once there is one.
+    pub(super) fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<Response> {
+        match self {
+            Started::Ready(r) => Poll::Ready(r.take().expect("answer polled after completion")),
+            Started::Handler(rx) => Pin::new(rx).poll(cx).map(|r| from_handler(r.ok())),
+            Started::Body(f) => f.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The answer a handler gave, its framing taken in hand; a `500` when it gave none (it
+/// panicked, or dropped its reply unanswered).
+fn from_handler(r: Option<Response>) -> Response {
+    match r {
+        Some(mut r) => {
+            sanitize_framing(&mut r);
+            r
+        }
+        None => text_response(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal server error\n",
+        ),
+    }
 }
 
 fn too_large() -> Response {
@@ -125,17 +144,8 @@ pub(super) fn start(cs: &Arc<ConnShared>, req: http::Request<Incoming>) -> Start
                 );
             }
         };
-        match call(&cs, parts, body) {
-            Started::Ready(r) => r.unwrap_or_else(internal_error),
-            Started::Handler(rx) => match rx.await {
-                Ok(mut r) => {
-                    sanitize_response(&mut r);
-                    r
-                }
-                Err(_) => internal_error(),
-            },
-            Started::Body(f) => f.await,
-        }
+        let mut started = call(&cs, parts, body);
+        std::future::poll_fn(|cx| started.poll_answer(cx)).await
     }))
 }
 
@@ -173,12 +183,9 @@ fn call(cs: &ConnShared, parts: http::request::Parts, body: Bytes) -> Started {
         call_handler(&app.shared, &**handler, request, reply);
         // Answered during the call (the usual case): no need to wait for it.
         return match rx.try_recv() {
-            Ok(mut r) => {
-                sanitize_response(&mut r);
-                Started::Ready(Some(r))
-            }
+            Ok(r) => Started::Ready(Some(from_handler(Some(r)))),
             Err(oneshot::error::TryRecvError::Empty) => Started::Handler(rx),
-            Err(oneshot::error::TryRecvError::Closed) => Started::Ready(Some(internal_error())),
+            Err(oneshot::error::TryRecvError::Closed) => Started::Ready(Some(from_handler(None))),
         };
     }
     // Run by the thread that drives this worker, once its ready tasks have run (see
