@@ -316,18 +316,15 @@ impl Shared {
     /// server. On failure this server keeps serving and the error says why.
     fn upgrade(&self, cmd: Option<UpgradeCommand>, timeout: Duration) -> Result<u32, String> {
         let r = self.try_upgrade(cmd, timeout);
-        match &r {
-            Ok(_) => {}
-            Err(m) => {
-                self.emit(EventKind::UpgradeFailed, || {
-                    format!("upgrade failed: {m}; still serving")
-                });
-                if let Some(n) = &self.notifier {
-                    n.status(&format!(
-                        "serving on {} (upgrade failed: {m})",
-                        self.local_addr
-                    ));
-                }
+        if let Err(m) = &r {
+            self.emit(EventKind::UpgradeFailed, || {
+                format!("upgrade failed: {m}; still serving")
+            });
+            if let Some(n) = &self.notifier {
+                n.status(&format!(
+                    "serving on {} (upgrade failed: {m})",
+                    self.local_addr
+                ));
             }
         }
         r

@@ -572,17 +572,16 @@ impl Placement {
         let (handle, q) = &self.shards[best];
         let q = q.clone();
         q.conns.fetch_add(1, Ordering::Relaxed);
-        if best == 0 {
-            tokio::spawn(async move {
-                let _open = Open(q.clone());
-                serve(stream, q).await;
-            });
-            return;
-        }
-        sys::move_stream(handle, stream, move |stream| async move {
+        let run = move |stream| async move {
             let _open = Open(q.clone());
             serve(stream, q).await;
-        });
+        };
+        if best == 0 {
+            // Already registered with this runtime (the accepting one): no move needed.
+            tokio::spawn(run(stream));
+        } else {
+            sys::move_stream(handle, stream, run);
+        }
     }
 }
 
