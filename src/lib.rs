@@ -14,7 +14,9 @@
 //! std::process::exit(outcome.exit_status());
 //! ```
 //!
-//! The C ABI over this core lives in [`ffi`]; it adds no server logic.
+//! The C ABI over this core lives in [`ffi`]; it adds no server logic. How the modules fit
+//! (floors, lifecycle, signals, threads, a map of every file) is `docs/architecture.md` in the
+//! repository; the guides for each language are in `docs/`.
 
 pub mod config;
 mod defaults;
