@@ -77,8 +77,12 @@ test-lint:
 	$(CARGO) clippy --release --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --release --no-deps --lib
 
+# The documentation stays true: every C block compiles and links (check_c_snippets.sh); citations
+# of docs/architecture.md, its module map, links, make targets and code blocks (check_docs.py).
+# The Rust, Go and Python blocks run in test-rust (doctests), test-go and test-python.
 test-readme: lib
 	bash tests/readme/check_c_snippets.sh
+	$(PYTHON) tests/readme/check_docs.py
 
 test-c: host-c
 	$(MAKE) -C tests/c BIN=$(BIN)

@@ -1,5 +1,6 @@
 # Cross-host conformance suite (issue 6): one pytest suite drives every host in build/bin through
-# the host contract (DESIGN.md §5), next to server-goref, a Go net/http reference host.
+# the host contract (docs/architecture.md §5 The host contract), next to server-goref, a Go
+# net/http reference host.
 #
 #   make test-conformance   correctness assertions on every host (part of `make test`)
 #   make conformance        the same run, ending with the host x scenario table

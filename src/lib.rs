@@ -14,7 +14,9 @@
 //! std::process::exit(outcome.exit_status());
 //! ```
 //!
-//! The C ABI over this core lives in [`ffi`]; it adds no server logic.
+//! The C ABI over this core lives in [`ffi`]; it adds no server logic. How the modules fit
+//! (floors, lifecycle, signals, threads, a map of every file) is `docs/architecture.md` in the
+//! repository; the guides for each language are in `docs/`.
 
 pub mod config;
 mod defaults;
@@ -55,7 +57,10 @@ pub fn notify_signal(signum: i32) -> bool {
 /// The crate version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-// README.md's Rust code blocks run as doctests (`cargo test --doc`), so its example stays true.
+// The Rust code blocks of README.md and docs/rust.md run as doctests (`cargo test --doc`), so
+// their examples stay true. A page with Rust code gets its line here (and a place in Cargo.toml's
+// `include`); tests/readme/check_docs.py fails on a ```rust block in any other page.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
+#[doc = include_str!("../docs/rust.md")]
 struct ReadmeDoctests;

@@ -1,5 +1,5 @@
 /*
- * server-c: the graceserve C example host (DESIGN.md §5 host contract).
+ * server-c: the graceserve C example host (docs/architecture.md §5 The host contract).
  *
  *   server-c [--addr HOST:PORT | systemd | systemd:NAME | fd:N] [--shutdown-timeout-ms N]
  *            [--drain-delay-ms N]

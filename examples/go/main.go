@@ -1,4 +1,4 @@
-// server-go: the graceserve Go example host (DESIGN.md §5 host contract).
+// server-go: the graceserve Go example host (docs/architecture.md §5 The host contract).
 //
 //	server-go [--addr HOST:PORT|systemd|systemd:NAME|fd:N] [--shutdown-timeout-ms N] [--drain-delay-ms N]
 //

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""server-python: the graceserve Python example host (DESIGN.md §5 host contract).
+"""server-python: the graceserve Python example host (docs/architecture.md §5 The host contract).
 
     server-python [--addr HOST:PORT|systemd|systemd:NAME|fd:N] [--shutdown-timeout-ms N]
                   [--drain-delay-ms N]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """server-wasi: runs the graceserve WASI component under wasmtime so that, from outside, it obeys
-the host contract (DESIGN.md §5) exactly like server-c.
+the host contract (docs/architecture.md §5 The host contract) exactly like server-c.
 
     server-wasi [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]
 

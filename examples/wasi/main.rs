@@ -1,5 +1,5 @@
-//! server-wasi: the graceserve example host for `wasm32-wasip2` (DESIGN.md §5 host contract),
-//! built on the Rust core directly.
+//! server-wasi: the graceserve example host for `wasm32-wasip2`, built on the Rust core
+//! directly (docs/architecture.md §5 The host contract).
 //!
 //! ```text
 //! server-wasi [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]

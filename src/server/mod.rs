@@ -4,7 +4,11 @@
 //!   lifecycle calls (start, shutdown, wait, teardown).
 //! - `accept.rs`: the accept loop and the drain (deadline, forced stop, outcome).
 //! - `conn.rs`: one connection's state machine (serving, drain deferral, idle timeout).
-//! - `dispatch.rs`: one request: body limits, handing it to the host handler, the answer.
+//! - `dispatch.rs`: one request: health paths, body limits, handing it to the host handler,
+//!   the answer.
+//! - `workers.rs`: the worker threads, one event loop (shard) each; handler calls run by the
+//!   worker's thread between turns, and the watchdog that hands a stuck worker's connections to
+//!   another thread (docs/architecture.md §4 Threads, dispatch, memory and failure).
 
 mod accept;
 mod conn;

@@ -1,5 +1,9 @@
 //! Everything that differs between native targets and `wasm32-wasip2` lives here: how the
 //! runtime is built, how the listener is bound, how a connection is accepted.
+//!
+//! - `native.rs` / `wasi.rs`: the two sides, re-exported under the same names.
+//! - `activation.rs` (native only): listening sockets the process inherits instead of binding
+//!   them (socket activation, `fd:N`, an upgrade's hand-over).
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};

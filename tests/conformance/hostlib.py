@@ -1,4 +1,5 @@
-"""Driving one host process through the host contract (DESIGN.md §5) from outside.
+"""Driving one host process from outside, through the host contract
+(docs/architecture.md §5 The host contract).
 
 Everything here talks to 127.0.0.1 only, waits on real events (the ready line, a socket
 becoming readable, a process exiting) with deadlines, and never sleeps hoping something happened.
@@ -203,7 +204,8 @@ def start(host: str, timeout_ms: Optional[int] = None, addr: str = "127.0.0.1:0"
 
 
 # ---------------------------------------------------------------------------------------------
-# The two stderr lines of a drain (DESIGN.md §5): one when it starts, one when it ends.
+# The two stderr lines of a drain (docs/architecture.md §5 The host contract): one when it
+# starts, one when it ends.
 
 
 @dataclass

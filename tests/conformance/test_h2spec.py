@@ -23,8 +23,8 @@ GRACESERVE = frozenset({"c", "python", "go", "wasi"})
 GOREF = frozenset({"goref"})
 H2SPEC_EXCEPTIONS: dict[str, tuple[frozenset[str], str]] = {
     "http2/3.5/2": (GRACESERVE | GOREF, (
-        "'Sends invalid connection preface': HTTP/1.1 and h2c share the port (DESIGN.md §2), so "
-        "bytes that are not the h2 preface are read as an HTTP/1.1 request and answered 400 "
+        "'Sends invalid connection preface': HTTP/1.1 and h2c share the port "
+        "(docs/architecture.md §2 The lifecycle), so bytes that are not the h2 preface are read as an HTTP/1.1 request and answered 400 "
         "before the close, where h2spec wants a bare close (Go's net/http does the same)"
     )),
     "http2/4.2/3": (GOREF, (

@@ -1,4 +1,5 @@
-"""The host contract (DESIGN.md §5) and the lifecycle (§2), driven from outside over HTTP/1.1.
+"""The host contract and the lifecycle (docs/architecture.md §5 The host contract, §2 The
+lifecycle), driven from outside over HTTP/1.1.
 
 Every test runs once per selected host. Timing bounds are "deadline + 100 ms" as the issue asks,
 plus CONFORMANCE_SLACK_MS (default 400) for a loaded, shared 2-core machine; the measured figure is

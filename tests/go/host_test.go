@@ -1,6 +1,6 @@
 // Package hosttest drives example hosts as subprocesses over 127.0.0.1 and checks the host
-// contract (DESIGN.md §5) from outside: statuses, bodies, exit codes, in-flight requests that
-// finish, a port that is free again.
+// contract (docs/architecture.md §5 The host contract) from outside: statuses, bodies, exit
+// codes, in-flight requests that finish, a port that is free again.
 //
 // GRACESERVE_HOSTS lists the host binaries (space-separated); every scenario runs against each,
 // so listing server-c next to server-go checks that they behave the same. Default:

@@ -1,6 +1,7 @@
-"""`python -m graceserve MODULE:APP`: the host lifecycle (DESIGN.md §5) for real WSGI and ASGI
-applications, in subprocesses: one `listening on` line, in-flight requests completing through
-SIGTERM/SIGINT with exit 0, the lifespan around the drain, exit statuses 1 and 2."""
+"""`python -m graceserve MODULE:APP`: the host lifecycle
+(docs/architecture.md §5 The host contract) for real WSGI and ASGI applications, in subprocesses:
+one `listening on` line, in-flight requests completing through SIGTERM/SIGINT with exit 0, the
+lifespan around the drain, exit statuses 1 and 2."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""The host contract (DESIGN.md §5), run against server-c and server-python alike: each test is
-parametrized over both hosts, so server-python must behave exactly as the C host does."""
+"""The host contract (docs/architecture.md §5 The host contract), run against server-c and
+server-python alike: each test is parametrized over both hosts, so server-python must behave
+exactly as the C host does."""
 
 from __future__ import annotations
 

@@ -1,5 +1,11 @@
-"""The README's Python examples are files that run: examples/python/quickstart.py and
-examples/python/two_ports.py, quoted verbatim in the README's Python section."""
+"""Every Python block of the documentation (README.md, docs/*.md, bindings/*/README.md) is run
+by a test:
+
+- a block that quotes a file of examples/python verbatim is that file, which a test here runs
+  (the quick start and the two-ports example);
+- an application shown with its `python -m graceserve` command runs in test_readme_web.py;
+- every other block is a complete program, run here: it must exit 0, quietly, within a minute.
+"""
 
 from __future__ import annotations
 
@@ -10,22 +16,70 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
+from typing import Dict, List, NamedTuple
 
 import pytest
 
 from conftest import ROOT, py_env, read_lines
+from test_readme_web import doc_pages, web_examples
 
 QUICKSTART = ROOT / "examples" / "python" / "quickstart.py"
+TWO_PORTS = ROOT / "examples" / "python" / "two_ports.py"
+# The examples/python files a test of this module runs (the others are hosts with suites of
+# their own, and are not quoted).
+RUN_HERE = (QUICKSTART, TWO_PORTS)
 
 
-def readme() -> Path:
-    return ROOT / "README.md"
+class Block(NamedTuple):
+    page: str
+    line: int
+    code: str
 
 
-def test_readme_quotes_the_quickstart_verbatim() -> None:
-    path = readme()
-    blocks = re.findall(r"```python\n(.*?)```", path.read_text(), re.S)
-    assert QUICKSTART.read_text() in blocks, f"{path.name} must quote examples/python/quickstart.py verbatim"
+def python_blocks() -> List[Block]:
+    out = []
+    for page in doc_pages():
+        text = page.read_text()
+        for m in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M):
+            out.append(Block(page.relative_to(ROOT).as_posix(), text.count("\n", 0, m.start()) + 1, m.group(1)))
+    return out
+
+
+def programs() -> List[Block]:
+    """The blocks that are neither a quoted example file nor a web application."""
+    quoted = {f.read_text() for f in RUN_HERE}
+    apps = {ex.code for ex in web_examples()}
+    return [b for b in python_blocks() if b.code not in quoted and b.code not in apps]
+
+
+def test_the_docs_quote_the_examples_verbatim() -> None:
+    blocks: Dict[str, List[str]] = {}
+    for b in python_blocks():
+        blocks.setdefault(b.page, []).append(b.code)
+    for page in ("README.md", "docs/python.md", "bindings/python/README.md"):
+        assert QUICKSTART.read_text() in blocks.get(page, []), f"{page} must quote examples/python/quickstart.py verbatim"
+    assert TWO_PORTS.read_text() in blocks.get("docs/python.md", []), "docs/python.md must quote examples/python/two_ports.py verbatim"
+
+
+def test_no_block_quotes_an_example_that_no_test_here_runs() -> None:
+    others = {f.read_text(): f for f in (ROOT / "examples" / "python").glob("*.py") if f not in RUN_HERE}
+    for b in python_blocks():
+        assert b.code not in others, f"{b.page}:{b.line} quotes {others[b.code]}, which this module does not run"
+
+
+def test_the_docs_have_programs_to_run() -> None:
+    assert programs(), "no standalone Python program in the documentation"
+
+
+@pytest.mark.parametrize("block", programs(), ids=lambda b: f"{b.page}:{b.line}")
+def test_doc_program_runs(tmp_path: Path, block: Block) -> None:
+    script = tmp_path / "snippet.py"
+    script.write_text(block.code)
+    p = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=py_env(), capture_output=True, timeout=60)
+    assert p.returncode == 0 and p.stderr == b"", (
+        f"{block.page}:{block.line}: exit status {p.returncode}\n--- stdout\n{p.stdout.decode()}\n"
+        f"--- stderr\n{p.stderr.decode()}"
+    )
 
 
 def test_quickstart_runs_and_stops_cleanly_on_ctrl_c() -> None:
@@ -51,14 +105,6 @@ def test_quickstart_runs_and_stops_cleanly_on_ctrl_c() -> None:
         if p.poll() is None:
             p.kill()
             p.wait()
-
-
-TWO_PORTS = ROOT / "examples" / "python" / "two_ports.py"
-
-
-def test_readme_quotes_the_two_ports_example_verbatim() -> None:
-    blocks = re.findall(r"```python\n(.*?)```", readme().read_text(), re.S)
-    assert TWO_PORTS.read_text() in blocks, "README.md must quote examples/python/two_ports.py verbatim"
 
 
 def test_two_ports_example_drains_public_from_admin_then_stops_on_ctrl_c() -> None:

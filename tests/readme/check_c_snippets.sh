@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Compiles every ```c block of README.md against the shipped header and library with -Werror,
-# so the C quick start cannot rot. The flags come from `pkg-config graceserve`, as the README
-# tells users; PKG_CONFIG_PATH defaults to build/ (the uninstalled .pc that `make lib` writes).
+# Compiles and links every ```c block of the documentation — README.md, docs/*.md and
+# bindings/*/README.md — against the shipped header and library with -Werror, so no C example
+# can rot. Each block is a complete program. The flags come from `pkg-config graceserve`, as the
+# docs tell users; PKG_CONFIG_PATH defaults to build/ (the uninstalled .pc that `make lib` writes).
 # Usage: check_c_snippets.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -11,14 +12,21 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 python3 - "$tmp" <<'PY'
 import re, sys, pathlib
-blocks = re.findall(r"```c\n(.*?)```", pathlib.Path("README.md").read_text(), re.S)
-assert blocks, "README.md has no C snippets"
-for i, b in enumerate(blocks):
-    pathlib.Path(sys.argv[1], f"snippet{i}.c").write_text(b)
-print(f"{len(blocks)} C snippet(s)")
+pages = [pathlib.Path("README.md"), *sorted(pathlib.Path("docs").glob("*.md")),
+         *sorted(pathlib.Path("bindings").glob("*/README.md"))]
+n = 0
+for page in pages:
+    text = page.read_text()
+    for m in re.finditer(r"^```c\n(.*?)^```", text, re.S | re.M):
+        line = text.count("\n", 0, m.start()) + 1
+        name = f"{page.as_posix().replace('/', '_').removesuffix('.md')}_line{line}"
+        pathlib.Path(sys.argv[1], f"{name}.c").write_text(m.group(1))
+        n += 1
+assert n, "the documentation has no C snippets"
+print(f"{n} C snippet(s) in {len(pages)} page(s)")
 PY
-for f in "$tmp"/snippet*.c; do
+for f in "$tmp"/*.c; do
   # shellcheck disable=SC2086 # $flags is a list of words
   cc -std=c11 -Wall -Wextra -Wpedantic -Werror "$f" $flags -o "${f%.c}"
-  echo "ok: README $(basename "$f") compiles and links"
+  echo "ok: $(basename "${f%.c}") compiles and links"
 done

@@ -1,5 +1,5 @@
 """``python -m graceserve MODULE:APP``: serve a WSGI or ASGI application from the shell, with the
-lifecycle every graceserve host has (DESIGN.md §5).
+lifecycle every graceserve host has (docs/architecture.md §5 The host contract).
 
 Prints exactly one ``listening on HOST:PORT`` line on stdout once bound (and, for ASGI, once the
 lifespan startup completed). SIGINT/SIGTERM drain (a second one forces the stop); the exit

@@ -6,8 +6,8 @@
 //	server-goref [--addr HOST:PORT] [--shutdown-timeout-ms N] [--drain-delay-ms N]
 //
 // Same routes, ready line, exit statuses, bind-error line and stderr lifecycle lines as the host
-// contract (DESIGN.md §5). Serves HTTP/1.1 and h2c with prior knowledge on the same port, like
-// graceserve.
+// contract (docs/architecture.md §5 The host contract). Serves HTTP/1.1 and h2c with prior
+// knowledge on the same port, like graceserve.
 //
 // The pre-drain delay and the health paths are written the way Kubernetes users write them by hand
 // in Go (net/http has neither): a readiness flag flipped on SIGTERM (/readyz then answers 503), a
