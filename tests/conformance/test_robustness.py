@@ -19,6 +19,9 @@ from hostlib import Closed, connect, http, read_response
 
 HOST_SCOPE = "module"  # conftest: one host process for the whole module
 ANSWER_S = 5.0  # a complete (if broken) request must be decided within this
+# A case with a documented difference may hang by design (goref waits for more bytes); whether it
+# answers late or never is not asserted, so it is given less time.
+DIFF_ANSWER_S = 1.0
 
 # (id, bytes to send, expectation)
 #   "reject": a 4xx/5xx status, or the connection closed without a response
@@ -66,7 +69,7 @@ def robust_server(request, host):
     p.kill()
 
 
-def _exchange(port: int, data: bytes) -> tuple[str, int | None, str]:
+def _exchange(port: int, data: bytes, answer_s: float = ANSWER_S) -> tuple[str, int | None, str]:
     """Sends data; returns (outcome, status, detail) with outcome in response/closed/hang."""
     with connect(port, ANSWER_S) as s:
         try:
@@ -74,13 +77,13 @@ def _exchange(port: int, data: bytes) -> tuple[str, int | None, str]:
         except (BrokenPipeError, ConnectionResetError):
             return "closed", None, "closed while we were still sending"
         try:
-            r = read_response(s, ANSWER_S, head_only=True)
+            r = read_response(s, answer_s, head_only=True)
         except Closed as e:
             if e.got:
                 return "garbage", None, f"partial response then close: {e.got[:80]!r}"
             return "closed", None, e.why
         except TimeoutError:
-            return "hang", None, f"no answer and no close within {ANSWER_S}s"
+            return "hang", None, f"no answer and no close within {answer_s}s"
         except (ValueError, IndexError) as e:
             return "garbage", None, f"unparsable response: {e!r}"
         return "response", r.status, f"{r.version} {r.status}"
@@ -91,7 +94,7 @@ def test_http1_robustness(robust_server, host, case, data, want, request):
     p = robust_server
     assert p.running(), f"{host} is not running before case {case} (crashed earlier?)"
     why = expected.reason(f"http1_robustness[{case}]", host)
-    outcome, status, detail = _exchange(p.port, data)
+    outcome, status, detail = _exchange(p.port, data, DIFF_ANSWER_S if why else ANSWER_S)
     if why:
         request.node.user_properties.append(("expected_difference", why))
     assert outcome != "hang" or why, f"{case}: {detail}"
