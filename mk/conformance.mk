@@ -1,5 +1,7 @@
 # Cross-host conformance suite (issue 6): one pytest suite drives every host in build/bin through
-# the host contract (DESIGN.md §5), next to server-goref, a Go net/http reference host.
+# the host contract (DESIGN.md §5), next to server-goref, a Go net/http reference host. It is the
+# one home of the host contract's tests: tests/go keeps only server-go's signal stress, and
+# tests/python and bindings/go test what only their binding can show.
 #
 #   make test-conformance   correctness assertions on every host (part of `make test`)
 #   make conformance        the same run, ending with the host x scenario table
