@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -298,16 +299,18 @@ done:
     return rc;
 }
 
+/* An empty response for a request that could not be sent (errno e); returns -1. */
+static int not_sent(http_resp *out, int e) {
+    memset(out, 0, sizeof *out);
+    out->status = -1;
+    out->body = calloc(1, 1);
+    out->err = e;
+    return -1;
+}
+
 int http_exchange(uint16_t port, const void *req, size_t len, http_resp *out) {
     int fd = tcp_connect(port);
-    if (fd < 0) {
-        int e = errno;
-        memset(out, 0, sizeof *out);
-        out->status = -1;
-        out->body = calloc(1, 1);
-        out->err = e;
-        return -1;
-    }
+    if (fd < 0) return not_sent(out, errno);
     if (send_all(fd, req, len) != 0) {
         int e = errno;
         /* the server may have answered and closed already; still try to read */
@@ -342,6 +345,61 @@ int http_post(uint16_t port, const char *path, const void *body, size_t len, htt
     return rc;
 }
 
+int http_get_on(int fd, const char *path, http_resp *out) {
+    char req[1024];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (send_all(fd, req, (size_t)n) != 0) return not_sent(out, errno);
+    return http_read_response(fd, out);
+}
+
+int connect_warm_at(const char *file, int line, uint16_t port) {
+    int fd = tcp_connect(port);
+    if (fd < 0) require_fail(file, line, "connect to %u: %s", port, strerror(errno));
+    http_resp r;
+    CHECK_AT(file, line, http_get_on(fd, "/", &r) == 0);
+    CHECK_INT_AT(file, line, r.status, 200);
+    http_resp_free(&r);
+    return fd;
+}
+
+/* Compares a response with the expected status and body; false with a description in why. */
+static bool resp_is(const char *what, int rc, const http_resp *r, int status, const char *want_body,
+                    char *why, size_t why_len) {
+    if (rc == 0 && r->status == status && (!want_body || strcmp((const char *)r->body, want_body) == 0))
+        return true;
+    snprintf(why, why_len, "%s: %s, status %d (want %d), body \"%.200s\"%s%s%s", what,
+             rc == 0 ? "complete" : "incomplete", r->status, status, r->body ? (const char *)r->body : "",
+             want_body ? " (want \"" : "", want_body ? want_body : "", want_body ? "\")" : "");
+    return false;
+}
+
+bool http_get_is(uint16_t port, const char *path, int status, const char *want_body, char *why,
+                 size_t why_len) {
+    http_resp r;
+    int rc = http_get(port, path, &r);
+    char what[300];
+    snprintf(what, sizeof what, "GET %s on %u", path, port);
+    bool ok = resp_is(what, rc, &r, status, want_body, why, why_len);
+    http_resp_free(&r);
+    return ok;
+}
+
+void check_get_at(const char *file, int line, uint16_t port, const char *path, int status,
+                  const char *want_body) {
+    char why[600];
+    if (!http_get_is(port, path, status, want_body, why, sizeof why)) check_fail(file, line, "%s", why);
+}
+
+void check_post_at(const char *file, int line, uint16_t port, const char *path, const void *body,
+                   size_t len, int status, const char *want_body) {
+    http_resp r;
+    int rc = http_post(port, path, body, len, &r);
+    char what[300], why[600];
+    snprintf(what, sizeof what, "POST %s on %u", path, port);
+    if (!resp_is(what, rc, &r, status, want_body, why, sizeof why)) check_fail(file, line, "%s", why);
+    http_resp_free(&r);
+}
+
 const char *http_header(const http_resp *r, const char *lower_name) {
     for (size_t i = 0; i < r->n_headers; i++)
         if (strcmp(r->names[i], lower_name) == 0) return r->values[i];
@@ -361,6 +419,10 @@ bool port_refuses(uint16_t port) {
     }
     return errno == ECONNREFUSED;
 }
+
+static bool refuses_pred(void *arg) { return port_refuses(*(uint16_t *)arg); }
+
+bool wait_refused(uint16_t port, long timeout_ms) { return wait_until(refuses_pred, &port, timeout_ms); }
 
 bool port_bindable(uint16_t port) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -418,6 +480,20 @@ void async_free(async_req *a) {
     http_resp_free(&a->resp);
 }
 
+void check_answered_at(const char *file, int line, async_req *a, int status, const char *want_body) {
+    async_join(a);
+    char why[600];
+    if (!resp_is("the request", a->rc, &a->resp, status, want_body, why, sizeof why))
+        check_fail(file, line, "%s", why);
+    async_free(a);
+}
+
+void check_cut_at(const char *file, int line, async_req *a) {
+    async_join(a);
+    CHECK_AT(file, line, a->resp.status != 200);
+    async_free(a);
+}
+
 /* ---- server helpers ------------------------------------------------------------------------ */
 
 void opts_local(struct server_options *o) {
@@ -435,12 +511,57 @@ uint16_t start_or_die(const struct server_options *o) {
     return port;
 }
 
-void stop_and_check(uint16_t port, uint32_t timeout_ms, int want_shutdown, int want_wait) {
-    CHECK_RC(server_shutdown(timeout_ms), want_shutdown);
-    CHECK_RC(server_wait(), want_wait);
-    CHECK(port_refuses(port));
-    CHECK(port_bindable(port));
-    CHECK_INT(server_local_port(), 0);
+uint16_t start_local_with(server_handler_fn handler) {
+    struct server_options o;
+    opts_local(&o);
+    o.handler = handler;
+    return start_or_die(&o);
+}
+
+void stop_and_check_at(const char *file, int line, uint16_t port, uint32_t timeout_ms,
+                       int want_shutdown, int want_wait) {
+    CHECK_RC_AT(file, line, server_shutdown(timeout_ms), want_shutdown);
+    CHECK_RC_AT(file, line, server_wait(), want_wait);
+    CHECK_AT(file, line, port_refuses(port));
+    CHECK_AT(file, line, port_bindable(port));
+    CHECK_INT_AT(file, line, server_local_port(), 0);
+}
+
+void check_stopped_at(const char *file, int line, uint16_t port, int want_wait, int want_cause) {
+    CHECK_RC_AT(file, line, server_wait(), want_wait);
+    CHECK_INT_AT(file, line, server_last_stop_cause(), want_cause);
+    CHECK_AT(file, line, port_refuses(port));
+    CHECK_AT(file, line, port_bindable(port));
+}
+
+server_instance *instance_start_or_die(const struct server_options *o) {
+    server_instance *srv = (server_instance *)(uintptr_t)1; /* must be overwritten */
+    REQUIRE_RC(server_instance_start(&srv, o), SERVER_OK);
+    REQUIRE(srv != NULL);
+    REQUIRE(server_instance_local_port(srv) != 0);
+    return srv;
+}
+
+static void *shutdown_main(void *arg) {
+    shutdown_call *c = arg;
+    c->rc = c->srv ? server_instance_shutdown(c->srv, c->timeout) : server_shutdown(c->timeout);
+    c->returned_at = now_ms();
+    c->done = true;
+    return NULL;
+}
+
+void shutdown_async(shutdown_call *c, server_instance *srv, uint32_t timeout_ms) {
+    c->srv = srv;
+    c->timeout = timeout_ms;
+    c->rc = -1;
+    c->done = false;
+    c->returned_at = 0;
+    REQUIRE(pthread_create(&c->th, NULL, shutdown_main, c) == 0);
+}
+
+int shutdown_join(shutdown_call *c) {
+    pthread_join(c->th, NULL);
+    return c->rc;
 }
 
 /* ---- test handler -------------------------------------------------------------------------- */
@@ -505,6 +626,20 @@ void th_handler(void *userdata, struct server_request *req) {
     }
 }
 
+void tag_handler(void *userdata, struct server_request *req) {
+    const char *tag = userdata;
+    int rc = server_respond(req, 200, NULL, 0, (const uint8_t *)tag, strlen(tag));
+    if (rc != SERVER_OK && rc != SERVER_ERR_CLOSED)
+        check_fail(__FILE__, __LINE__, "respond %d: %s", rc, server_last_error());
+    server_request_free(req);
+}
+
+void (*current_handler(int sig))(int) {
+    struct sigaction cur;
+    sigaction(sig, NULL, &cur);
+    return cur.sa_handler;
+}
+
 void drop_count(void *userdata) { atomic_fetch_add((atomic_int *)userdata, 1); }
 
 int wait_count(atomic_int *c, int want, long timeout_ms) {
@@ -513,8 +648,9 @@ int wait_count(atomic_int *c, int want, long timeout_ms) {
     return atomic_load(c);
 }
 
-int thread_count(void) {
-    DIR *d = opendir("/proc/self/task");
+/* Entries of a /proc directory, not counting . and ..; -1 when it cannot be read. */
+static int dir_entries(const char *path) {
+    DIR *d = opendir(path);
     if (!d) return -1;
     int n = 0;
     struct dirent *de;
@@ -523,6 +659,8 @@ int thread_count(void) {
     closedir(d);
     return n;
 }
+
+int thread_count(void) { return dir_entries("/proc/self/task"); }
 
 bool settle_threads(long timeout_ms) {
     int64_t end = now_ms() + timeout_ms;
@@ -542,12 +680,6 @@ long vm_rss_kb(void) {
 }
 
 int open_fd_count(void) {
-    DIR *d = opendir("/proc/self/fd");
-    if (!d) return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        if (de->d_name[0] != '.') n++;
-    closedir(d);
-    return n - 1; /* the directory's own fd */
+    int n = dir_entries("/proc/self/fd");
+    return n < 0 ? -1 : n - 1; /* the directory's own fd */
 }

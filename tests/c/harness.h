@@ -24,49 +24,47 @@ _Noreturn void require_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (!(cond)) check_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond);      \
+/* Every check exists in an _AT form taking the file and line to report, for harness helpers
+ * that check on their caller's behalf; fail is check_fail (go on) or require_fail (end the test).
+ * The text of the checked expression is taken where the caller wrote it. */
+#define GS_COND_AT_(fail, kind, file, line, text, cond)                       \
+    do {                                                                      \
+        if (!(cond)) fail(file, line, kind "(%s) failed", text);              \
     } while (0)
-
-#define REQUIRE(cond)                                                                \
-    do {                                                                             \
-        if (!(cond)) require_fail(__FILE__, __LINE__, "REQUIRE(%s) failed", #cond);  \
-    } while (0)
+#define CHECK(cond) GS_COND_AT_(check_fail, "CHECK", __FILE__, __LINE__, #cond, cond)
+#define REQUIRE(cond) GS_COND_AT_(require_fail, "REQUIRE", __FILE__, __LINE__, #cond, cond)
+#define CHECK_AT(file, line, cond) GS_COND_AT_(check_fail, "CHECK", file, line, #cond, cond)
 
 /* Compares two result codes / integers and prints both (with result-code names). */
-#define CHECK_RC(got, want)                                                                     \
-    do {                                                                                        \
-        long long gs_g_ = (long long)(got), gs_w_ = (long long)(want);                          \
-        if (gs_g_ != gs_w_)                                                                     \
-            check_fail(__FILE__, __LINE__, "%s: got %lld (%s), want %lld (%s); last_error: %s", \
-                       #got, gs_g_, server_result_str((int)gs_g_), gs_w_,                       \
-                       server_result_str((int)gs_w_), server_last_error());                     \
-    } while (0)
-
-#define REQUIRE_RC(got, want)                                                                     \
-    do {                                                                                          \
-        long long gs_g_ = (long long)(got), gs_w_ = (long long)(want);                            \
-        if (gs_g_ != gs_w_)                                                                       \
-            require_fail(__FILE__, __LINE__, "%s: got %lld (%s), want %lld (%s); last_error: %s", \
-                         #got, gs_g_, server_result_str((int)gs_g_), gs_w_,                       \
-                         server_result_str((int)gs_w_), server_last_error());                     \
-    } while (0)
-
-#define CHECK_INT(got, want)                                                                   \
+#define GS_RC_AT_(fail, file, line, text, got, want)                                             \
     do {                                                                                       \
         long long gs_g_ = (long long)(got), gs_w_ = (long long)(want);                         \
         if (gs_g_ != gs_w_)                                                                    \
-            check_fail(__FILE__, __LINE__, "%s: got %lld, want %lld", #got, gs_g_, gs_w_);     \
+            fail(file, line, "%s: got %lld (%s), want %lld (%s); last_error: %s", text, gs_g_, \
+                 server_result_str((int)gs_g_), gs_w_, server_result_str((int)gs_w_),          \
+                 server_last_error());                                                         \
     } while (0)
+#define CHECK_RC(got, want) GS_RC_AT_(check_fail, __FILE__, __LINE__, #got, got, want)
+#define REQUIRE_RC(got, want) GS_RC_AT_(require_fail, __FILE__, __LINE__, #got, got, want)
+#define CHECK_RC_AT(file, line, got, want) GS_RC_AT_(check_fail, file, line, #got, got, want)
 
-#define CHECK_STR(got, want)                                                                    \
+#define GS_INT_AT_(file, line, text, got, want)                                                \
+    do {                                                                                       \
+        long long gs_g_ = (long long)(got), gs_w_ = (long long)(want);                         \
+        if (gs_g_ != gs_w_) check_fail(file, line, "%s: got %lld, want %lld", text, gs_g_, gs_w_); \
+    } while (0)
+#define CHECK_INT(got, want) GS_INT_AT_(__FILE__, __LINE__, #got, got, want)
+#define CHECK_INT_AT(file, line, got, want) GS_INT_AT_(file, line, #got, got, want)
+
+#define GS_STR_AT_(file, line, text, got, want)                                                 \
     do {                                                                                        \
         const char *gs_g_ = (got), *gs_w_ = (want);                                             \
         if (gs_g_ == NULL || strcmp(gs_g_, gs_w_) != 0)                                         \
-            check_fail(__FILE__, __LINE__, "%s: got \"%s\", want \"%s\"", #got,                 \
-                       gs_g_ ? gs_g_ : "(null)", gs_w_);                                        \
+            check_fail(file, line, "%s: got \"%s\", want \"%s\"", text, gs_g_ ? gs_g_ : "(null)", \
+                       gs_w_);                                                                  \
     } while (0)
+#define CHECK_STR(got, want) GS_STR_AT_(__FILE__, __LINE__, #got, got, want)
+#define CHECK_STR_AT(file, line, got, want) GS_STR_AT_(file, line, #got, got, want)
 
 /* ---- time ---------------------------------------------------------------------------------- */
 
@@ -120,8 +118,30 @@ int http_get(uint16_t port, const char *path, http_resp *out);
 int http_post(uint16_t port, const char *path, const void *body, size_t len, http_resp *out);
 const char *http_header(const http_resp *r, const char *lower_name);
 void http_resp_free(http_resp *r);
+/* One GET on an open keep-alive connection (no Connection: close). 0 when complete. */
+int http_get_on(int fd, const char *path, http_resp *out);
+/* Connects (REQUIRE) and exchanges one GET / on the connection, which must answer 200: a
+ * keep-alive connection the server has certainly accepted. Returns the fd. */
+#define CONNECT_WARM(port) connect_warm_at(__FILE__, __LINE__, port)
+int connect_warm_at(const char *file, int line, uint16_t port);
+/* True when GET path (Connection: close) gets a complete answer with this status and, unless
+ * want_body is NULL, this body; otherwise false, with what came instead in why. */
+bool http_get_is(uint16_t port, const char *path, int status, const char *want_body, char *why,
+                 size_t why_len);
+/* CHECK that GET path answers status (and want_body unless NULL); reports the caller's line. */
+#define CHECK_GET(port, path, status, want_body) \
+    check_get_at(__FILE__, __LINE__, port, path, status, want_body)
+void check_get_at(const char *file, int line, uint16_t port, const char *path, int status,
+                  const char *want_body);
+/* CHECK that POST body to path answers status (and want_body unless NULL). */
+#define CHECK_POST(port, path, body, len, status, want_body) \
+    check_post_at(__FILE__, __LINE__, port, path, body, len, status, want_body)
+void check_post_at(const char *file, int line, uint16_t port, const char *path, const void *body,
+                   size_t len, int status, const char *want_body);
 /* True when a connect to 127.0.0.1:port is refused (nothing listens). */
 bool port_refuses(uint16_t port);
+/* Polls until connects to the port are refused (the listener closed); false after timeout_ms. */
+bool wait_refused(uint16_t port, long timeout_ms);
 /* True when this process can bind+listen 127.0.0.1:port itself (SO_REUSEADDR, as servers do). */
 bool port_bindable(uint16_t port);
 /* Binds+listens 127.0.0.1:0 and returns the fd; *port receives the port. */
@@ -142,6 +162,19 @@ void async_start(async_req *a, uint16_t port, const char *raw, size_t len);
 void async_get(async_req *a, uint16_t port, const char *path);
 void async_join(async_req *a);
 void async_free(async_req *a);
+/* async_get path, then REQUIRE that the test handler has been entered n times in all (the
+ * request is in host code: /block, /stash, /sleep). */
+#define ASYNC_ENTERED(a, port, path, n)                    \
+    do {                                                   \
+        async_get(a, port, path);                          \
+        REQUIRE(event_wait_n(&th_entered, n, 10000));      \
+    } while (0)
+/* Joins a, CHECKs it got a complete answer with this status (and body unless NULL), frees it. */
+#define CHECK_ANSWERED(a, status, want_body) check_answered_at(__FILE__, __LINE__, a, status, want_body)
+void check_answered_at(const char *file, int line, async_req *a, int status, const char *want_body);
+/* Joins a, CHECKs that the client got no 200 answer (the stop cut the request), frees it. */
+#define CHECK_CUT(a) check_cut_at(__FILE__, __LINE__, a)
+void check_cut_at(const char *file, int line, async_req *a);
 
 /* ---- server helpers ------------------------------------------------------------------------ */
 
@@ -149,8 +182,33 @@ void async_free(async_req *a);
 void opts_local(struct server_options *o);
 /* Starts (REQUIRE OK) and returns the bound port (REQUIRE non-zero). */
 uint16_t start_or_die(const struct server_options *o);
+/* start_or_die with opts_local's options and this handler (NULL: the built-in one). */
+uint16_t start_local_with(server_handler_fn handler);
 /* shutdown(timeout) must return want_shutdown, wait() want_wait; checks the port is free. */
-void stop_and_check(uint16_t port, uint32_t timeout_ms, int want_shutdown, int want_wait);
+#define stop_and_check(port, timeout_ms, want_shutdown, want_wait) \
+    stop_and_check_at(__FILE__, __LINE__, port, timeout_ms, want_shutdown, want_wait)
+void stop_and_check_at(const char *file, int line, uint16_t port, uint32_t timeout_ms,
+                       int want_shutdown, int want_wait);
+/* The default server after its stop was started: wait() returns want_wait, the stop cause is
+ * want_cause, and the port refuses connections and can be bound again. */
+#define CHECK_STOPPED(port, want_wait, want_cause) \
+    check_stopped_at(__FILE__, __LINE__, port, want_wait, want_cause)
+void check_stopped_at(const char *file, int line, uint16_t port, int want_wait, int want_cause);
+/* Starts an instance (REQUIRE OK, a handle, a bound port). */
+server_instance *instance_start_or_die(const struct server_options *o);
+
+/* server_shutdown / server_instance_shutdown (srv not NULL) on a thread of its own. */
+typedef struct {
+    pthread_t th;
+    server_instance *srv;
+    uint32_t timeout;
+    atomic_int rc;
+    atomic_bool done;
+    _Atomic int64_t returned_at;
+} shutdown_call;
+void shutdown_async(shutdown_call *c, server_instance *srv, uint32_t timeout_ms);
+/* Joins the call and returns its result. */
+int shutdown_join(shutdown_call *c);
 
 /* The multi-route test handler (userdata unused):
  *   GET  /              200 "OK"
@@ -169,6 +227,19 @@ extern atomic_int th_block_rc;
 extern atomic_int th_block_cancelled;
 extern struct server_request *_Atomic th_stash;
 void th_reset(void);
+
+/* Releases the /block handlers and CHECKs that n of them in all have returned. */
+#define RELEASE_BLOCKED(n)                                   \
+    do {                                                     \
+        event_signal(&th_release);                           \
+        CHECK(event_wait_n(&th_block_done, n, 10000));       \
+    } while (0)
+
+/* A handler that answers every request 200 with the NUL-terminated string in userdata. */
+void tag_handler(void *userdata, struct server_request *req);
+
+/* The handler installed for sig right now (SIG_DFL, SIG_IGN or a function). */
+void (*current_handler(int sig))(int);
 
 /* userdata drop counter helper: userdata points at an atomic_int that drop increments. */
 void drop_count(void *userdata);

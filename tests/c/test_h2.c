@@ -131,16 +131,8 @@ static void h2_handler(void *ud, struct server_request *req) {
     th_handler(NULL, req);
 }
 
-static void *h2_shutdown_main(void *arg) {
-    (void)arg;
-    return (void *)(intptr_t)server_shutdown(20000);
-}
-
 void test_h2c_requests_and_goaway(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = h2_handler;
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(h2_handler);
     int fd = h2_open(port);
     REQUIRE(fd >= 0);
 
@@ -161,11 +153,11 @@ void test_h2c_requests_and_goaway(void) {
     /* an in-flight h2 request during the drain: GOAWAY arrives, the stream still completes */
     REQUIRE(h2_request(fd, 5, 2, "/block", NULL) == 0);
     REQUIRE(event_wait_n(&th_entered, 1, 10000));
-    pthread_t th;
     struct server_stats st = SERVER_STATS_INIT;
     CHECK_RC(server_get_stats(&st), SERVER_OK);
     CHECK_INT(st.requests_active, 1);
-    REQUIRE(pthread_create(&th, NULL, h2_shutdown_main, NULL) == 0);
+    shutdown_call sc;
+    shutdown_async(&sc, NULL, 20000);
     memset(&r, 0, sizeof r);
     CHECK(h2_read(fd, 5, true, &r) == 0);
     CHECK(r.goaway);
@@ -174,15 +166,12 @@ void test_h2c_requests_and_goaway(void) {
     CHECK(h2_read(fd, 5, false, &r) == 0);
     CHECK(r.ended);
     CHECK_STR(r.body, "released");
-    void *ret;
-    pthread_join(th, &ret);
-    CHECK_RC((intptr_t)ret, SERVER_OK);
+    CHECK_RC(shutdown_join(&sc), SERVER_OK);
     char buf[64];
     ssize_t n;
     while ((n = recv(fd, buf, sizeof buf, 0)) > 0) { /* trailing frames, then close */
     }
     CHECK(n == 0);
     close(fd);
-    CHECK_RC(server_wait(), 0);
-    CHECK(port_bindable(port));
+    CHECK_STOPPED(port, 0, SERVER_CAUSE_GRACEFUL_CALL);
 }

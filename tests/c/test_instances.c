@@ -17,47 +17,19 @@
 #define UNDER_ASAN 0
 #endif
 
-/* A handler that answers every request with the NUL-terminated string in userdata. */
-static void tag_handler(void *userdata, struct server_request *req) {
-    const char *tag = userdata;
-    int rc = server_respond(req, 200, NULL, 0, (const uint8_t *)tag, strlen(tag));
-    if (rc != SERVER_OK && rc != SERVER_ERR_CLOSED)
-        check_fail(__FILE__, __LINE__, "respond %d: %s", rc, server_last_error());
-    server_request_free(req);
-}
-
-static server_instance *start_instance(const struct server_options *o) {
-    server_instance *srv = (server_instance *)(uintptr_t)1; /* must be overwritten */
-    REQUIRE_RC(server_instance_start(&srv, o), SERVER_OK);
-    REQUIRE(srv != NULL);
-    REQUIRE(server_instance_local_port(srv) != 0);
-    return srv;
-}
-
-static bool get_body_is(uint16_t port, const char *path, const char *want) {
-    http_resp r;
-    bool ok = http_get(port, path, &r) == 0 && r.status == 200 && strcmp((char *)r.body, want) == 0;
-    if (!ok) note("GET %s on %u: status %d body \"%s\", want \"%s\"", path, port, r.status,
-                  r.body ? (char *)r.body : "", want);
-    http_resp_free(&r);
-    return ok;
-}
-
-static bool refuses_pred(void *arg) { return port_refuses(*(uint16_t *)arg); }
-
 /* Three instances at once with different handlers, plus the default server beside them: each
  * answers with its own handler, draining one leaves the others serving, and causes and
  * statuses are per instance. */
 void test_instances_three_at_once(void) {
     struct server_options o;
     opts_local(&o);
-    server_instance *a = start_instance(&o); /* th_handler */
+    server_instance *a = instance_start_or_die(&o); /* th_handler */
     o.handler = tag_handler;
     o.userdata = "B";
-    server_instance *b = start_instance(&o);
+    server_instance *b = instance_start_or_die(&o);
     o.handler = NULL; /* built-in 200 OK */
     o.userdata = NULL;
-    server_instance *c = start_instance(&o);
+    server_instance *c = instance_start_or_die(&o);
     uint16_t pa = server_instance_local_port(a), pb = server_instance_local_port(b),
              pc = server_instance_local_port(c);
     CHECK(pa != pb && pb != pc && pa != pc);
@@ -67,11 +39,11 @@ void test_instances_three_at_once(void) {
     o.handler = tag_handler;
     o.userdata = "default";
     uint16_t pd = start_or_die(&o);
-    CHECK(get_body_is(pd, "/", "default"));
+    CHECK_GET(pd, "/", 200, "default");
 
-    CHECK(get_body_is(pa, "/sleep?ms=1", "slept 1"));
-    CHECK(get_body_is(pb, "/anything", "B"));
-    CHECK(get_body_is(pc, "/", "OK"));
+    CHECK_GET(pa, "/sleep?ms=1", 200, "slept 1");
+    CHECK_GET(pb, "/anything", 200, "B");
+    CHECK_GET(pc, "/", 200, "OK");
     char buf[64];
     size_t n = 0;
     CHECK_RC(server_instance_local_addr(b, buf, sizeof buf, &n), SERVER_OK);
@@ -91,31 +63,29 @@ void test_instances_three_at_once(void) {
     CHECK_INT(server_instance_local_port(b), pb); /* still readable after the stop */
     CHECK_INT(server_instance_stop_cause(a), SERVER_CAUSE_NONE);
     CHECK_INT(server_instance_stop_cause(c), SERVER_CAUSE_NONE);
-    CHECK(get_body_is(pa, "/", "OK"));
-    CHECK(get_body_is(pc, "/", "OK"));
-    CHECK(get_body_is(pd, "/", "default"));
+    CHECK_GET(pa, "/", 200, "OK");
+    CHECK_GET(pc, "/", 200, "OK");
+    CHECK_GET(pd, "/", 200, "default");
     CHECK_RC(server_instance_wait_timeout(a, 0), SERVER_STILL_RUNNING);
 
     /* A overruns its deadline with a request in flight: forced, status 1, only A */
     async_req r;
-    async_get(&r, pa, "/block");
-    REQUIRE(event_wait_n(&th_entered, 2, 10000)); /* after /sleep's */
+    ASYNC_ENTERED(&r, pa, "/block", 2); /* after /sleep's */
     int64_t t0 = now_ms();
     CHECK_RC(server_instance_shutdown(a, 200), SERVER_ERR_FORCED);
     CHECK(now_ms() - t0 < 5000);
     CHECK_RC(server_instance_wait(a), 1);
     CHECK(strstr(server_last_error(), "deadline") != NULL);
     CHECK_INT(server_instance_stop_cause(a), SERVER_CAUSE_FORCED_DEADLINE);
+    CHECK_CUT(&r);
     event_signal(&th_release);
-    async_join(&r);
-    async_free(&r);
-    CHECK(get_body_is(pc, "/", "OK"));
-    CHECK(get_body_is(pd, "/", "default"));
+    CHECK_GET(pc, "/", 200, "OK");
+    CHECK_GET(pd, "/", 200, "default");
 
     /* the default server stops through its own names; C is untouched */
     stop_and_check(pd, 5000, SERVER_OK, 0);
     CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_CALL);
-    CHECK(get_body_is(pc, "/", "OK"));
+    CHECK_GET(pc, "/", 200, "OK");
     CHECK_RC(server_instance_shutdown(c, 5000), SERVER_OK);
     CHECK_RC(server_instance_wait(c), 0);
 
@@ -128,12 +98,6 @@ void test_instances_three_at_once(void) {
 static volatile sig_atomic_t custom_term;
 static void custom_handler(int sig) {
     if (sig == SIGTERM) custom_term++;
-}
-
-static void (*current_handler(int sig))(int) {
-    struct sigaction cur;
-    sigaction(sig, NULL, &cur);
-    return cur.sa_handler;
 }
 
 /* One SIGTERM drains every instance started with SERVER_SIGNALS_LIBRARY (each with its own
@@ -151,26 +115,25 @@ void test_instances_one_sigterm_drains_all(void) {
     opts_local(&o);
     o.signals = SERVER_SIGNALS_LIBRARY;
     o.signal_drain_timeout_ms = 30000;
-    server_instance *busy = start_instance(&o); /* will hold a request */
-    server_instance *idle = start_instance(&o);
+    server_instance *busy = instance_start_or_die(&o); /* will hold a request */
+    server_instance *idle = instance_start_or_die(&o);
     o.signals = SERVER_SIGNALS_HOST;
     o.handler = tag_handler;
     o.userdata = "host";
-    server_instance *host = start_instance(&o);
+    server_instance *host = instance_start_or_die(&o);
     uint16_t pbusy = server_instance_local_port(busy), pidle = server_instance_local_port(idle),
              phost = server_instance_local_port(host);
     CHECK(current_handler(SIGTERM) != custom_handler); /* the library's, chaining ours */
 
     async_req r;
-    async_get(&r, pbusy, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&r, pbusy, "/block", 1);
     raise(SIGTERM);
     CHECK_INT(custom_term, 1); /* chained once, not once per instance */
     CHECK_RC(server_instance_wait(idle), 0);
     CHECK_INT(server_instance_stop_cause(idle), SERVER_CAUSE_GRACEFUL_SIGNAL);
-    CHECK(wait_until(refuses_pred, &pbusy, 10000)); /* draining, not stopped */
+    CHECK(wait_refused(pbusy, 10000)); /* draining, not stopped */
     CHECK_RC(server_instance_wait_timeout(busy, 100), SERVER_STILL_RUNNING);
-    CHECK(get_body_is(phost, "/", "host")); /* untouched */
+    CHECK_GET(phost, "/", 200, "host"); /* untouched */
     CHECK(current_handler(SIGTERM) != custom_handler); /* busy still listens */
 
     int64_t t0 = now_ms();
@@ -179,26 +142,25 @@ void test_instances_one_sigterm_drains_all(void) {
     CHECK(now_ms() - t0 < 10000);
     CHECK_INT(server_instance_stop_cause(busy), SERVER_CAUSE_FORCED_SECOND_SIGNAL);
     CHECK_INT(custom_term, 2);
+    CHECK_CUT(&r);
     event_signal(&th_release);
-    async_join(&r);
-    async_free(&r);
     CHECK(current_handler(SIGTERM) == custom_handler); /* the last listener stopped */
-    CHECK(get_body_is(phost, "/", "host"));
+    CHECK_GET(phost, "/", 200, "host");
     CHECK_INT(server_instance_stop_cause(host), SERVER_CAUSE_NONE);
 
     /* server_notify_signal reaches listening instances only; a host instance is reached
      * through its own handle */
     opts_local(&o);
     o.signals = SERVER_SIGNALS_LIBRARY;
-    server_instance *l1 = start_instance(&o);
-    server_instance *l2 = start_instance(&o);
+    server_instance *l1 = instance_start_or_die(&o);
+    server_instance *l2 = instance_start_or_die(&o);
     CHECK_RC(server_notify_signal(SIGTERM), SERVER_OK);
     CHECK_RC(server_instance_wait(l1), 0);
     CHECK_RC(server_instance_wait(l2), 0);
     CHECK_INT(server_instance_stop_cause(l1), SERVER_CAUSE_GRACEFUL_SIGNAL);
     CHECK_INT(server_instance_stop_cause(l2), SERVER_CAUSE_GRACEFUL_SIGNAL);
     CHECK_RC(server_notify_signal(SIGTERM), SERVER_ERR_NOT_RUNNING); /* nobody listens */
-    CHECK(get_body_is(phost, "/", "host"));
+    CHECK_GET(phost, "/", 200, "host");
     CHECK_RC(server_instance_notify_signal(host, 0), SERVER_ERR_INVALID_ARGUMENT);
     CHECK_RC(server_instance_notify_signal(NULL, SIGTERM), SERVER_ERR_NULL_PARAMETER);
     CHECK_RC(server_instance_notify_signal(host, SIGTERM), SERVER_OK);
@@ -282,16 +244,16 @@ void test_instances_misuse(void) {
      * handler of another instance may stop this one and wait for it */
     opts_local(&o);
     o.handler = self_handler;
-    server_instance *self = start_instance(&o);
+    server_instance *self = instance_start_or_die(&o);
     opts_local(&o);
-    server_instance *other = start_instance(&o);
+    server_instance *other = instance_start_or_die(&o);
     self_inst = self;
     other_inst = other;
     uint16_t pself = server_instance_local_port(self);
-    CHECK(get_body_is(pself, "/stop-other", "done"));
+    CHECK_GET(pself, "/stop-other", 200, "done");
     CHECK_RC(other_shutdown_rc, SERVER_OK);
     CHECK_INT(server_instance_stop_cause(other), SERVER_CAUSE_GRACEFUL_CALL);
-    CHECK(get_body_is(pself, "/self", "done"));
+    CHECK_GET(pself, "/self", 200, "done");
     CHECK_RC(self_wait_rc, SERVER_ERR_WRONG_THREAD);
     CHECK_RC(self_shutdown_rc, SERVER_DRAINING);
     CHECK_RC(server_instance_wait(self), 0);
@@ -322,22 +284,18 @@ void test_instance_free_running(void) {
     o.userdata = &drops;
     o.userdata_drop = drop_count;
     o.signals = SERVER_SIGNALS_LIBRARY;
-    server_instance *srv = start_instance(&o);
+    server_instance *srv = instance_start_or_die(&o);
     uint16_t port = server_instance_local_port(srv);
     async_req r;
-    async_get(&r, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&r, port, "/block", 1);
     int64_t t0 = now_ms();
     server_instance_free(srv); /* forced at once: the blocked request is cut */
     CHECK(now_ms() - t0 < 5000);
     CHECK(port_refuses(port));
     CHECK(port_bindable(port));
-    async_join(&r);
-    CHECK(r.rc != 0 || r.resp.status != 200);
-    async_free(&r);
+    CHECK_CUT(&r);
     CHECK(current_handler(SIGTERM) == SIG_DFL); /* its signal handlers are gone */
-    event_signal(&th_release);
-    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    RELEASE_BLOCKED(1);
     CHECK_RC(th_block_rc, SERVER_ERR_CLOSED);
     CHECK_INT(wait_count(&drops, 1, 10000), 1); /* once the stuck handler returned */
 
@@ -347,13 +305,13 @@ void test_instance_free_running(void) {
     o.handler = free_self_handler;
     o.userdata = &drops2;
     o.userdata_drop = drop_count;
-    srv = start_instance(&o);
+    srv = instance_start_or_die(&o);
     free_me = srv;
     port = server_instance_local_port(srv);
     http_resp resp;
     http_get(port, "/", &resp); /* cut by the forced stop, or answered: either is fine */
     http_resp_free(&resp);
-    CHECK(wait_until(refuses_pred, &port, 10000));
+    CHECK(wait_refused(port, 10000));
     CHECK_INT(wait_count(&drops2, 1, 10000), 1);
     CHECK_INT(freed_in_handler, 1);
 }
@@ -386,7 +344,7 @@ void test_options_and_stats_versions_grow_safely(void) {
     server_instance *srv = NULL;
     REQUIRE_RC(server_instance_start(&srv, (const struct server_options *)exact), SERVER_OK);
     free(exact); /* copied during the start */
-    CHECK(get_body_is(server_instance_local_port(srv), "/", "v1"));
+    CHECK_GET(server_instance_local_port(srv), "/", 200, "v1");
 
     const size_t s1 = offsetof(struct server_stats, requests_total) + sizeof(uint64_t);
     unsigned char *stats = malloc(s1 + 64);
@@ -447,13 +405,8 @@ static void *cycle_one(void *arg) {
         snprintf(w->why, sizeof w->why, "start: %s", server_last_error());
         return NULL;
     }
-    http_resp r;
-    if (http_get(server_instance_local_port(srv), "/", &r) != 0 || r.status != 200 ||
-        strcmp((char *)r.body, "c") != 0) {
+    if (!http_get_is(server_instance_local_port(srv), "/", 200, "c", w->why, sizeof w->why))
         w->failures++;
-        snprintf(w->why, sizeof w->why, "GET / status %d", r.status);
-    }
-    http_resp_free(&r);
     int s = server_instance_shutdown(srv, 5000);
     int x = server_instance_wait(srv);
     if (s != SERVER_OK || x != 0) {
@@ -529,7 +482,7 @@ static void *hammer(void *p) {
 void test_instances_concurrent_calls(void) {
     struct server_options o;
     opts_local(&o);
-    server_instance *srv[2] = {start_instance(&o), start_instance(&o)};
+    server_instance *srv[2] = {instance_start_or_die(&o), instance_start_or_die(&o)};
     atomic_int violations = 0;
     hammer_arg h[8];
     async_req reqs[8];

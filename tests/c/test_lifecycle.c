@@ -27,18 +27,8 @@ void test_builtin_ok(void) {
     CHECK_RC(server_wait_timeout(0), SERVER_STILL_RUNNING);
 
     const char *paths[] = {"/", "/anything?x=1", "/deep/path"};
-    for (size_t i = 0; i < 3; i++) {
-        http_resp r;
-        CHECK(http_get(port, paths[i], &r) == 0);
-        CHECK_INT(r.status, 200);
-        CHECK_STR((const char *)r.body, "OK");
-        http_resp_free(&r);
-    }
-    http_resp r;
-    CHECK(http_post(port, "/echo", "ignored", 7, &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "OK");
-    http_resp_free(&r);
+    for (size_t i = 0; i < 3; i++) CHECK_GET(port, paths[i], 200, "OK");
+    CHECK_POST(port, "/echo", "ignored", 7, 200, "OK");
 
     struct server_stats st = SERVER_STATS_INIT;
     CHECK_RC(server_get_stats(&st), SERVER_OK);
@@ -130,10 +120,7 @@ static void api_handler(void *ud, struct server_request *req) {
 }
 
 void test_handler_request_api(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = api_handler;
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(api_handler);
 
     const char *raw =
         "POST /path/a%20b?x=1&y=two HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Test: hello\r\n"
@@ -161,9 +148,7 @@ void test_handler_request_api(void) {
 /* ---- keep-alive: several requests on one connection -------------------------------------- */
 
 void test_keepalive_and_routes(void) {
-    struct server_options o;
-    opts_local(&o);
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(th_handler);
     int fd = tcp_connect(port);
     REQUIRE(fd >= 0);
     for (int i = 0; i < 5; i++) {
@@ -175,10 +160,8 @@ void test_keepalive_and_routes(void) {
         CHECK_STR((const char *)r.body, "abcde");
         http_resp_free(&r);
     }
-    const char *nf = "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
-    CHECK(send_all(fd, nf, strlen(nf)) == 0);
     http_resp r;
-    CHECK(http_read_response(fd, &r) == 0);
+    CHECK(http_get_on(fd, "/nope", &r) == 0);
     CHECK_INT(r.status, 404);
     http_resp_free(&r);
     close(fd);
@@ -228,10 +211,7 @@ static void *later_responder(void *arg) {
 }
 
 void test_reply_later_other_thread(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = later_handler;
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(later_handler);
     pthread_t th;
     REQUIRE(pthread_create(&th, NULL, later_responder, NULL) == 0);
     async_req a[LATER_N];
@@ -289,10 +269,7 @@ static void stream_handler(void *ud, struct server_request *req) {
 }
 
 void test_streaming_response(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = stream_handler;
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(stream_handler);
     http_resp r;
     CHECK(http_get(port, "/stream", &r) == 0);
     CHECK_INT(r.status, 200);
@@ -330,10 +307,7 @@ static void gone_handler(void *ud, struct server_request *req) {
 
 void test_stream_client_gone(void) {
     event_init(&gone_ev);
-    struct server_options o;
-    opts_local(&o);
-    o.handler = gone_handler;
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(gone_handler);
     int fd = tcp_connect(port);
     REQUIRE(fd >= 0);
     const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -355,14 +329,8 @@ static void unanswered_handler(void *ud, struct server_request *req) {
 }
 
 void test_free_unanswered_is_500(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = unanswered_handler;
-    uint16_t port = start_or_die(&o);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    CHECK_INT(r.status, 500);
-    http_resp_free(&r);
+    uint16_t port = start_local_with(unanswered_handler);
+    CHECK_GET(port, "/", 500, NULL);
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
@@ -378,15 +346,8 @@ static void twice_handler(void *ud, struct server_request *req) {
 }
 
 void test_respond_twice_already_used(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = twice_handler;
-    uint16_t port = start_or_die(&o);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "first");
-    http_resp_free(&r);
+    uint16_t port = start_local_with(twice_handler);
+    CHECK_GET(port, "/", 200, "first");
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
@@ -426,10 +387,7 @@ static void invalid_handler(void *ud, struct server_request *req) {
 }
 
 void test_invalid_status_and_headers(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = invalid_handler;
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(invalid_handler);
     http_resp r;
     CHECK(http_get(port, "/", &r) == 0);
     CHECK_INT(r.status, 299);
@@ -454,20 +412,10 @@ static void shutdown_inside_handler(void *ud, struct server_request *req) {
 }
 
 void test_shutdown_inside_handler(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = shutdown_inside_handler;
-    uint16_t port = start_or_die(&o);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "bye");
-    http_resp_free(&r);
+    uint16_t port = start_local_with(shutdown_inside_handler);
+    CHECK_GET(port, "/", 200, "bye");
     CHECK_RC(inner_rc, SERVER_DRAINING);
-    CHECK_RC(server_wait(), 0);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_CALL);
-    CHECK(port_refuses(port));
-    CHECK(port_bindable(port));
+    CHECK_STOPPED(port, 0, SERVER_CAUSE_GRACEFUL_CALL);
 }
 
 static void wait_inside_handler(void *ud, struct server_request *req) {
@@ -485,27 +433,17 @@ static void wait_inside_handler(void *ud, struct server_request *req) {
 }
 
 void test_wait_inside_handler_wrong_thread(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = wait_inside_handler;
-    uint16_t port = start_or_die(&o);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "ok");
-    http_resp_free(&r);
+    uint16_t port = start_local_with(wait_inside_handler);
+    CHECK_GET(port, "/", 200, "ok");
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
 /* ---- drain -------------------------------------------------------------------------------- */
 
 void test_drain_completes_slow_request(void) {
-    struct server_options o;
-    opts_local(&o);
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(th_handler);
     async_req a;
-    async_get(&a, port, "/sleep?ms=400");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/sleep?ms=400", 1);
     CHECK_RC(server_shutdown(20000), SERVER_OK);
     async_join(&a);
     CHECK(a.rc == 0);
@@ -513,52 +451,15 @@ void test_drain_completes_slow_request(void) {
     CHECK_STR((const char *)a.resp.body, "slept 400");
     CHECK(http_header(&a.resp, "connection") && strcasecmp(http_header(&a.resp, "connection"), "close") == 0);
     async_free(&a);
-    CHECK_RC(server_wait(), 0);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_CALL);
-    CHECK(port_refuses(port));
-    CHECK(port_bindable(port));
+    CHECK_STOPPED(port, 0, SERVER_CAUSE_GRACEFUL_CALL);
 }
-
-typedef struct {
-    pthread_t th;
-    uint32_t timeout;
-    atomic_int rc;
-    atomic_bool done;
-    int64_t returned_at;
-} shutdown_call;
-
-static void *shutdown_main(void *arg) {
-    shutdown_call *c = arg;
-    c->rc = server_shutdown(c->timeout);
-    c->returned_at = now_ms();
-    c->done = true;
-    return NULL;
-}
-
-static void shutdown_async(shutdown_call *c, uint32_t timeout) {
-    c->timeout = timeout;
-    c->rc = -1;
-    c->done = false;
-    REQUIRE(pthread_create(&c->th, NULL, shutdown_main, c) == 0);
-}
-
-static bool refuses_pred(void *arg) { return port_refuses(*(uint16_t *)arg); }
 
 /* Idle keep-alive and silent connections close at once; new connections are refused; the
  * in-flight request finishes with Connection: close; the drain then ends gracefully. */
 void test_drain_semantics(void) {
-    struct server_options o;
-    opts_local(&o);
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(th_handler);
 
-    int idle = tcp_connect(port);
-    REQUIRE(idle >= 0);
-    const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    CHECK(send_all(idle, req, strlen(req)) == 0);
-    http_resp r;
-    CHECK(http_read_response(idle, &r) == 0);
-    CHECK_INT(r.status, 200);
-    http_resp_free(&r);
+    int idle = CONNECT_WARM(port);
     int silent = tcp_connect(port);
     REQUIRE(silent >= 0);
     int half = tcp_connect(port);
@@ -566,13 +467,12 @@ void test_drain_semantics(void) {
     CHECK(send_all(half, "GET / HTTP/1.1\r\nHo", 18) == 0);
 
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
 
     shutdown_call sc;
     int64_t t0 = now_ms();
-    shutdown_async(&sc, 30000);
-    CHECK(wait_until(refuses_pred, &port, 10000));
+    shutdown_async(&sc, NULL, 30000);
+    CHECK(wait_refused(port, 10000));
     char buf[16];
     CHECK(recv(idle, buf, sizeof buf, 0) == 0);   /* idle keep-alive closed */
     CHECK(recv(silent, buf, sizeof buf, 0) == 0); /* never sent a byte: closed */
@@ -595,44 +495,32 @@ void test_drain_semantics(void) {
     const char *conn = http_header(&a.resp, "connection");
     CHECK(conn && strcasecmp(conn, "close") == 0);
     async_free(&a);
-    pthread_join(sc.th, NULL);
-    CHECK_RC(sc.rc, SERVER_OK);
+    CHECK_RC(shutdown_join(&sc), SERVER_OK);
     CHECK(event_wait_n(&th_block_done, 1, 10000));
     CHECK_RC(th_block_rc, SERVER_OK);
     CHECK_INT(th_block_cancelled, 0);
     note("graceful drain took %lld ms", (long long)(sc.returned_at - t0));
-    CHECK_RC(server_wait(), 0);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_CALL);
+    CHECK_STOPPED(port, 0, SERVER_CAUSE_GRACEFUL_CALL);
     CHECK_RC(server_shutdown(1000), SERVER_OK); /* idempotent */
-    CHECK(port_bindable(port));
 }
 
 void test_drain_deadline_forced(void) {
-    struct server_options o;
-    opts_local(&o);
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(th_handler);
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     int64_t t0 = now_ms();
     CHECK_RC(server_shutdown(300), SERVER_ERR_FORCED);
     int64_t took = now_ms() - t0;
     CHECK(took >= 250); /* the deadline is not cut short */
     CHECK(took < 15000); /* forced: does not wait for the blocked handler */
     CHECK(server_last_error()[0] != '\0');
-    async_join(&a);
-    CHECK(a.rc != 0 || a.resp.status != 200); /* the client did not get "released" */
-    async_free(&a);
-    event_signal(&th_release);
-    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    CHECK_CUT(&a); /* the client did not get "released" */
+    RELEASE_BLOCKED(1);
     CHECK_INT(th_block_cancelled, 1);
     CHECK_RC(th_block_rc, SERVER_ERR_CLOSED);
-    CHECK_RC(server_wait(), 1);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_FORCED_DEADLINE);
+    CHECK_STOPPED(port, 1, SERVER_CAUSE_FORCED_DEADLINE);
     CHECK(server_last_error()[0] != '\0');
     CHECK_RC(server_shutdown(1000), SERVER_ERR_FORCED); /* same result later */
-    CHECK(port_refuses(port));
-    CHECK(port_bindable(port));
 }
 
 /* A handler that keeps the request and never answers: the drain hits the deadline; the request
@@ -645,8 +533,7 @@ void test_handler_never_answers(void) {
     o.userdata_drop = drop_count;
     uint16_t port = start_or_die(&o);
     async_req a;
-    async_get(&a, port, "/stash");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/stash", 1);
     CHECK_RC(server_shutdown(200), SERVER_ERR_FORCED);
     async_join(&a);
     CHECK(a.rc != 0 || a.resp.status == 500 || a.resp.status == -1);
@@ -685,13 +572,7 @@ void test_restart_cycles_same_port(void) {
         if (i > 0) CHECK_INT(p, port);
         port = p;
         /* leave TIME_WAIT connections behind on purpose */
-        for (int k = 0; k < 3; k++) {
-            http_resp r;
-            CHECK(http_get(port, "/", &r) == 0);
-            CHECK_INT(r.status, 200);
-            CHECK_STR((const char *)r.body, "OK");
-            http_resp_free(&r);
-        }
+        for (int k = 0; k < 3; k++) CHECK_GET(port, "/", 200, "OK");
         CHECK_RC(server_shutdown(5000), SERVER_OK);
         CHECK_RC(server_wait(), 0);
         CHECK_INT(wait_count(drops, 1, 10000), 1);
@@ -707,10 +588,7 @@ void test_start_after_shutdown_without_wait(void) {
     uint16_t port = start_or_die(&o);
     CHECK_RC(server_shutdown(5000), SERVER_OK);
     uint16_t port2 = start_or_die(&o); /* no server_wait in between */
-    http_resp r;
-    CHECK(http_get(port2, "/", &r) == 0);
-    CHECK_INT(r.status, 200);
-    http_resp_free(&r);
+    CHECK_GET(port2, "/", 200, "OK");
     CHECK(port_refuses(port) || port == port2);
     stop_and_check(port2, 5000, SERVER_OK, 0);
 }
@@ -723,9 +601,7 @@ void test_userdata_drop_once(void) {
     o.userdata = &drops;
     o.userdata_drop = drop_count;
     uint16_t port = start_or_die(&o);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    http_resp_free(&r);
+    CHECK_GET(port, "/", 200, "OK");
     CHECK_INT(atomic_load(&drops), 0);
     stop_and_check(port, 5000, SERVER_OK, 0);
     CHECK_INT(wait_count(&drops, 1, 10000), 1);
@@ -802,15 +678,8 @@ static void absurd_respond_handler(void *ud, struct server_request *req) {
 }
 
 void test_absurd_body_len_respond(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = absurd_respond_handler;
-    uint16_t port = start_or_die(&o);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "ok");
-    http_resp_free(&r);
+    uint16_t port = start_local_with(absurd_respond_handler);
+    CHECK_GET(port, "/", 200, "ok");
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
@@ -825,15 +694,8 @@ static void absurd_stream_handler(void *ud, struct server_request *req) {
 }
 
 void test_absurd_len_stream_write(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = absurd_stream_handler;
-    uint16_t port = start_or_die(&o);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "ok");
-    http_resp_free(&r);
+    uint16_t port = start_local_with(absurd_stream_handler);
+    CHECK_GET(port, "/", 200, "ok");
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
@@ -843,9 +705,7 @@ static bool cancelled_pred(void *arg) { return server_request_cancelled(arg) == 
 
 /* The client goes away before the answer: the host can see it and the answer is refused. */
 void test_request_cancelled_when_client_leaves(void) {
-    struct server_options o;
-    opts_local(&o);
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(th_handler);
     int fd = tcp_connect(port);
     REQUIRE(fd >= 0);
     const char *req = "GET /stash HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -859,10 +719,7 @@ void test_request_cancelled_when_client_leaves(void) {
     CHECK_RC(server_respond(r, 200, NULL, 0, (const uint8_t *)"late", 4), SERVER_ERR_CLOSED);
     server_request_free(r);
     /* the server is unaffected; the drain has nothing left to wait for */
-    http_resp resp;
-    CHECK(http_get(port, "/", &resp) == 0);
-    CHECK_INT(resp.status, 200);
-    http_resp_free(&resp);
+    CHECK_GET(port, "/", 200, "OK");
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
@@ -872,52 +729,36 @@ void test_shutdown_zero_and_infinite(void) {
     opts_local(&o);
     uint16_t port = start_or_die(&o);
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     CHECK_RC(server_shutdown(0), SERVER_ERR_FORCED);
-    async_join(&a);
-    CHECK(a.resp.status != 200);
-    async_free(&a);
-    event_signal(&th_release);
-    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    CHECK_CUT(&a);
+    RELEASE_BLOCKED(1);
     CHECK_RC(th_block_rc, SERVER_ERR_CLOSED);
-    CHECK_RC(server_wait(), 1);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_FORCED_DEADLINE);
+    CHECK_STOPPED(port, 1, SERVER_CAUSE_FORCED_DEADLINE);
 
     th_reset();
     port = start_or_die(&o);
-    async_get(&a, port, "/sleep?ms=700");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/sleep?ms=700", 1);
     CHECK_RC(server_shutdown(SERVER_TIMEOUT_INFINITE), SERVER_OK);
-    async_join(&a);
-    CHECK_INT(a.resp.status, 200);
-    CHECK_STR((const char *)a.resp.body, "slept 700");
-    async_free(&a);
-    CHECK_RC(server_wait(), 0);
-    CHECK(port_bindable(port));
+    CHECK_ANSWERED(&a, 200, "slept 700");
+    CHECK_STOPPED(port, 0, SERVER_CAUSE_GRACEFUL_CALL);
 }
 
 /* A later shutdown keeps the earlier deadline ("a drain already under way keeps the earlier
  * deadline"): a long second call cannot extend a short first one. */
 void test_second_shutdown_keeps_deadline(void) {
-    struct server_options o;
-    opts_local(&o);
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(th_handler);
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     shutdown_call first;
     int64_t t0 = now_ms();
-    shutdown_async(&first, 400);
-    CHECK(wait_until(refuses_pred, &port, 10000));
+    shutdown_async(&first, NULL, 400);
+    CHECK(wait_refused(port, 10000));
     CHECK_RC(server_shutdown(60000), SERVER_ERR_FORCED);
     CHECK(now_ms() - t0 < 20000);
-    pthread_join(first.th, NULL);
-    CHECK_RC(first.rc, SERVER_ERR_FORCED);
-    async_join(&a);
-    async_free(&a);
-    event_signal(&th_release);
-    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    CHECK_RC(shutdown_join(&first), SERVER_ERR_FORCED);
+    CHECK_CUT(&a);
+    RELEASE_BLOCKED(1);
     CHECK_RC(server_wait(), 1);
 }
 
@@ -931,12 +772,10 @@ void test_userdata_drop_after_last_handler(void) {
     o.userdata_drop = drop_count;
     uint16_t port = start_or_die(&o);
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     CHECK_RC(server_shutdown(100), SERVER_ERR_FORCED);
     CHECK_RC(server_wait(), 1);
-    async_join(&a);
-    async_free(&a);
+    CHECK_CUT(&a);
     CHECK_INT(atomic_load(&drops), 0); /* the handler is still running */
 
     /* a new server while the old handler is stuck */
@@ -944,18 +783,12 @@ void test_userdata_drop_after_last_handler(void) {
     opts_local(&o2);
     o2.handler = NULL;
     uint16_t port2 = start_or_die(&o2);
-    http_resp r;
-    CHECK(http_get(port2, "/", &r) == 0);
-    CHECK_INT(r.status, 200);
-    http_resp_free(&r);
+    CHECK_GET(port2, "/", 200, "OK");
     CHECK_INT(atomic_load(&drops), 0);
 
-    event_signal(&th_release);
-    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    RELEASE_BLOCKED(1);
     CHECK_RC(th_block_rc, SERVER_ERR_CLOSED);
-    int64_t end = now_ms() + 10000;
-    while (atomic_load(&drops) == 0 && now_ms() < end) sleep_ms(5);
-    CHECK_INT(atomic_load(&drops), 1);
+    CHECK_INT(wait_count(&drops, 1, 10000), 1);
     stop_and_check(port2, 5000, SERVER_OK, 0);
     settle_threads(10000);
     CHECK_INT(atomic_load(&drops), 1);
@@ -968,13 +801,7 @@ void test_inline_handler(void) {
     opts_local(&o);
     o.inline_handler = true;
     uint16_t port = start_or_die(&o);
-    for (int i = 0; i < 3; i++) {
-        http_resp r;
-        CHECK(http_post(port, "/echo", "inline", 6, &r) == 0);
-        CHECK_INT(r.status, 200);
-        CHECK_STR((const char *)r.body, "inline");
-        http_resp_free(&r);
-    }
+    for (int i = 0; i < 3; i++) CHECK_POST(port, "/echo", "inline", 6, 200, "inline");
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
@@ -985,14 +812,7 @@ void test_idle_and_header_timeouts(void) {
     o.keepalive_idle_timeout_ms = 300;
     o.header_read_timeout_ms = 300;
     uint16_t port = start_or_die(&o);
-    int idle = tcp_connect(port);
-    REQUIRE(idle >= 0);
-    const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    CHECK(send_all(idle, req, strlen(req)) == 0);
-    http_resp r;
-    CHECK(http_read_response(idle, &r) == 0);
-    CHECK_INT(r.status, 200);
-    http_resp_free(&r);
+    int idle = CONNECT_WARM(port);
     int slow = tcp_connect(port);
     REQUIRE(slow >= 0);
     CHECK(send_all(slow, "GET / HTTP/1.1\r\nHost", 20) == 0);
@@ -1053,16 +873,14 @@ void test_respond_and_options_are_copied(void) {
     /* drained but not yet waited (server_shutdown would wait itself): the port is still
      * reported until server_wait */
     CHECK_RC(server_notify_signal(SIGTERM), SERVER_OK);
-    CHECK(wait_until(refuses_pred, &port, 10000));
+    CHECK(wait_refused(port, 10000));
     CHECK_INT(server_local_port(), port);
     CHECK_RC(server_wait(), 0);
     CHECK_INT(server_local_port(), 0);
 }
 
 void test_chunked_request_body(void) {
-    struct server_options o;
-    opts_local(&o);
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(th_handler);
     const char *raw = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
                       "5\r\nhello\r\n1\r\n \r\n5\r\nworld\r\n0\r\n\r\n";
     http_resp r;
@@ -1079,14 +897,7 @@ void test_max_connections(void) {
     opts_local(&o);
     o.max_connections = 1;
     uint16_t port = start_or_die(&o);
-    int first = tcp_connect(port);
-    REQUIRE(first >= 0);
-    const char *req = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-    CHECK(send_all(first, req, strlen(req)) == 0);
-    http_resp r;
-    CHECK(http_read_response(first, &r) == 0);
-    CHECK_INT(r.status, 200);
-    http_resp_free(&r);
+    int first = CONNECT_WARM(port);
     async_req a;
     async_get(&a, port, "/");
     sleep_ms(300);
@@ -1095,10 +906,7 @@ void test_max_connections(void) {
     CHECK_RC(server_get_stats(&st), SERVER_OK);
     CHECK_INT(st.connections_active, 1);
     close(first);
-    async_join(&a);
-    CHECK(a.rc == 0);
-    CHECK_INT(a.resp.status, 200);
-    async_free(&a);
+    CHECK_ANSWERED(&a, 200, "OK");
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
@@ -1109,18 +917,13 @@ void test_handler_threads_limit(void) {
     o.handler_threads = 1;
     uint16_t port = start_or_die(&o);
     async_req a, b;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     async_get(&b, port, "/block");
     CHECK(!event_wait_n(&th_entered, 2, 300)); /* the only handler thread is busy */
     event_signal(&th_release);                 /* releases both, one after the other */
-    async_join(&a);
-    async_join(&b);
+    CHECK_ANSWERED(&a, 200, "released");
+    CHECK_ANSWERED(&b, 200, "released");
     CHECK_INT(event_count(&th_entered), 2);
-    CHECK_INT(a.resp.status, 200);
-    CHECK_INT(b.resp.status, 200);
-    async_free(&a);
-    async_free(&b);
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
@@ -1137,22 +940,13 @@ void test_blocking_handlers_do_not_stall_worker(void) {
     for (int i = 0; i < N; i++) async_get(&blocked[i], port, "/block");
     CHECK(event_wait_n(&th_entered, N, 10000)); /* all in host code at once */
     int64_t t0 = now_ms();
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
+    CHECK_GET(port, "/", 200, "OK");
     int64_t took = now_ms() - t0;
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "OK");
-    http_resp_free(&r);
     note("GET / answered in %lld ms while %d handlers block the only worker's thread(s)", (long long)took, N);
     CHECK(took < 1000);
     for (int i = 0; i < N; i++) CHECK(blocked[i].done_at == 0); /* still blocked */
     event_signal(&th_release);
-    for (int i = 0; i < N; i++) {
-        async_join(&blocked[i]);
-        CHECK_INT(blocked[i].resp.status, 200);
-        CHECK_STR((const char *)blocked[i].resp.body, "released");
-        async_free(&blocked[i]);
-    }
+    for (int i = 0; i < N; i++) CHECK_ANSWERED(&blocked[i], 200, "released");
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
@@ -1178,23 +972,14 @@ void test_queued_calls_survive_the_drain(void) {
     CHECK_INT(st.requests_active, N);
     CHECK(!event_wait_n(&th_entered, 3, 200)); /* the slots are full */
     shutdown_call sc;
-    shutdown_async(&sc, 30000);
-    REQUIRE(wait_until(refuses_pred, &port, 10000)); /* the drain has begun */
+    shutdown_async(&sc, NULL, 30000);
+    REQUIRE(wait_refused(port, 10000)); /* the drain has begun */
     CHECK(!sc.done);
     event_signal(&th_release);
-    for (int i = 0; i < N; i++) {
-        async_join(&r[i]);
-        CHECK(r[i].rc == 0);
-        CHECK_INT(r[i].resp.status, 200);
-        CHECK_STR((const char *)r[i].resp.body, "released");
-        async_free(&r[i]);
-    }
-    pthread_join(sc.th, NULL);
-    CHECK_RC(sc.rc, SERVER_OK);
+    for (int i = 0; i < N; i++) CHECK_ANSWERED(&r[i], 200, "released");
+    CHECK_RC(shutdown_join(&sc), SERVER_OK);
     CHECK_INT(event_count(&th_entered), N);
-    CHECK_RC(server_wait(), 0);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_CALL);
-    CHECK(port_bindable(port));
+    CHECK_STOPPED(port, 0, SERVER_CAUSE_GRACEFUL_CALL);
 }
 
 /* One worker whose threads are all stuck in handlers (each handed over to a fresh thread): a
@@ -1218,23 +1003,15 @@ void test_forced_stop_with_handed_over_workers(void) {
     CHECK_RC(server_wait(), 1);
     CHECK(now_ms() - t0 < 5000); /* does not wait for the stuck handlers */
     CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_FORCED_DEADLINE);
-    for (int i = 0; i < N; i++) {
-        async_join(&r[i]);
-        CHECK(r[i].rc != 0 || r[i].resp.status != 200);
-        async_free(&r[i]);
-    }
+    for (int i = 0; i < N; i++) CHECK_CUT(&r[i]);
     CHECK(port_bindable(port));
     /* Another server while the old one's threads are still stuck in its handlers. */
     struct server_options o2;
     opts_local(&o2);
     uint16_t port2 = start_or_die(&o2);
-    http_resp resp;
-    CHECK(http_get(port2, "/", &resp) == 0);
-    CHECK_INT(resp.status, 200);
-    http_resp_free(&resp);
+    CHECK_GET(port2, "/", 200, "OK");
     CHECK_INT(drops, 0); /* the stuck handlers still hold the userdata */
-    event_signal(&th_release);
-    CHECK(event_wait_n(&th_block_done, N, 10000));
+    RELEASE_BLOCKED(N);
     CHECK_RC(th_block_rc, SERVER_ERR_CLOSED);
     CHECK_INT(th_block_cancelled, 1);
     CHECK_INT(wait_count(&drops, 1, 10000), 1);
@@ -1256,12 +1033,8 @@ void test_answer_reaches_client_before_handler_returns(void) {
     while (a.done_at == 0 && now_ms() < end) sleep_ms(2);
     CHECK(a.done_at != 0);
     CHECK(event_count(&th_block_done) == 0); /* the handler has not returned */
-    async_join(&a);
-    CHECK_INT(a.resp.status, 200);
-    CHECK_STR((const char *)a.resp.body, "early");
-    async_free(&a);
-    event_signal(&th_release);
-    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    CHECK_ANSWERED(&a, 200, "early");
+    RELEASE_BLOCKED(1);
     stop_and_check(port, 5000, SERVER_OK, 0);
 }
 
@@ -1278,14 +1051,7 @@ static void absurd_value_handler(void *ud, struct server_request *req) {
 /* A header value_len of SIZE_MAX is read byte by byte today (SIGSEGV); name_len SIZE_MAX is
  * already rejected with INVALID_ARGUMENT (see invalid_status_and_headers). KB in tests.def. */
 void test_absurd_header_value_len(void) {
-    struct server_options o;
-    opts_local(&o);
-    o.handler = absurd_value_handler;
-    uint16_t port = start_or_die(&o);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "ok");
-    http_resp_free(&r);
+    uint16_t port = start_local_with(absurd_value_handler);
+    CHECK_GET(port, "/", 200, "ok");
     stop_and_check(port, 5000, SERVER_OK, 0);
 }

@@ -63,11 +63,7 @@ void test_start_twice(void) {
     note("userdata_drop calls after 2 x SERVER_ERR_ALREADY_RUNNING: %d", atomic_load(&d2));
     /* the first server is left alone */
     CHECK_INT(server_local_port(), port);
-    http_resp r;
-    CHECK(http_get(port, "/sleep?ms=1", &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "slept 1");
-    http_resp_free(&r);
+    CHECK_GET(port, "/sleep?ms=1", 200, "slept 1");
     CHECK_INT(atomic_load(&d1), 0);
     stop_and_check(port, 5000, SERVER_OK, 0);
     CHECK_INT(wait_count(&d1, 1, 10000), 1);
@@ -203,9 +199,7 @@ void test_result_strings_and_versions(void) {
 }
 
 void test_local_addr_buffers(void) {
-    struct server_options o;
-    opts_local(&o);
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(th_handler);
     char want[32];
     int wl = snprintf(want, sizeof want, "127.0.0.1:%u", port);
     char buf[64];
@@ -292,19 +286,13 @@ void test_null_parameters(void) {
     CHECK(before == SERVER_ERR_NULL_PARAMETER || before == SERVER_ERR_NOT_RUNNING);
     before = server_local_addr(NULL, 64, NULL);
     CHECK(before == SERVER_ERR_NULL_PARAMETER || before == SERVER_ERR_NOT_RUNNING);
-    struct server_options o;
-    opts_local(&o);
-    o.handler = null_handler;
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(null_handler);
     http_resp r;
     CHECK(http_get(port, "/", &r) == 0);
     CHECK_INT(r.status, 204);
     CHECK_STR(http_header(&r, "x-a"), "b");
     http_resp_free(&r);
-    CHECK(http_get(port, "/stream", &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "data");
-    http_resp_free(&r);
+    CHECK_GET(port, "/stream", 200, "data");
     CHECK_RC(server_get_stats(NULL), SERVER_ERR_NULL_PARAMETER);
     char buf[64];
     CHECK_RC(server_local_addr(NULL, sizeof buf, NULL), SERVER_ERR_NULL_PARAMETER);
@@ -319,9 +307,7 @@ static void *delayed_shutdown(void *arg) {
 }
 
 void test_wait_timeout_and_idempotence(void) {
-    struct server_options o;
-    opts_local(&o);
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(th_handler);
     CHECK_RC(server_wait_timeout(0), SERVER_STILL_RUNNING);
     int64_t t0 = now_ms();
     CHECK_RC(server_wait_timeout(100), SERVER_STILL_RUNNING);
@@ -337,11 +323,8 @@ void test_wait_timeout_and_idempotence(void) {
     pthread_join(th, &ret);
     CHECK_RC((intptr_t)ret, SERVER_OK);
     CHECK_RC(server_shutdown(5000), SERVER_OK);
-    CHECK_RC(server_wait(), 0);
+    CHECK_STOPPED(port, 0, SERVER_CAUSE_GRACEFUL_CALL);
     CHECK_RC(server_wait_timeout(0), 0);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_CALL);
-    CHECK(port_refuses(port));
-    CHECK(port_bindable(port));
 }
 
 /* Limits from the options reach the client as status codes. */
@@ -350,11 +333,8 @@ void test_body_and_header_limits(void) {
     opts_local(&o);
     o.max_body_bytes = 16;
     uint16_t port = start_or_die(&o);
+    CHECK_POST(port, "/echo", "0123456789", 10, 200, "0123456789");
     http_resp r;
-    CHECK(http_post(port, "/echo", "0123456789", 10, &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "0123456789");
-    http_resp_free(&r);
     char big[100];
     memset(big, 'x', sizeof big);
     http_post(port, "/echo", big, sizeof big, &r);
@@ -454,11 +434,7 @@ void test_start_null_defaults(void) {
     CHECK_INT(server_local_port(), 8080);
     sigaction(SIGTERM, NULL, &during);
     CHECK(during.sa_handler != before.sa_handler); /* library signal handling by default */
-    http_resp r;
-    CHECK(http_get(8080, "/", &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((const char *)r.body, "OK");
-    http_resp_free(&r);
+    CHECK_GET(8080, "/", 200, "OK");
     raise(SIGTERM); /* the one-call program's way out */
     CHECK_RC(server_wait(), 0);
     CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_SIGNAL);

@@ -10,13 +10,6 @@
 
 #include "harness.h"
 
-static server_instance *start_inst(const struct server_options *o) {
-    server_instance *srv = NULL;
-    REQUIRE_RC(server_instance_start(&srv, o), SERVER_OK);
-    REQUIRE(srv != NULL);
-    return srv;
-}
-
 /* Events, recorded in order. */
 typedef struct {
     pthread_mutex_t mu;
@@ -36,25 +29,9 @@ static void record_event(void *userdata, server_event_kind kind, const char *mes
     pthread_mutex_unlock(&log->mu);
 }
 
-/* One request on an open keep-alive connection. */
-static int keepalive_get(int fd, const char *path, http_resp *r) {
-    char req[256];
-    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
-    if (send_all(fd, req, (size_t)n) != 0) return -1;
-    return http_read_response(fd, r);
-}
-
 static bool closed_by_peer(int fd) {
     char b;
     return recv(fd, &b, 1, 0) == 0;
-}
-
-static bool refuses_pred(void *arg) { return port_refuses(*(uint16_t *)arg); }
-
-static void *shutdown_main(void *arg) {
-    server_instance *srv = arg;
-    intptr_t rc = server_instance_shutdown(srv, 5000);
-    return (void *)rc;
 }
 
 /* During the delay: the listener accepts, new connections are answered with Connection: close,
@@ -70,38 +47,30 @@ void test_predrain_delay_semantics(void) {
     o.liveness_path = "/livez";
     o.on_event = record_event;
     o.userdata = &log;
-    server_instance *srv = start_inst(&o);
+    server_instance *srv = instance_start_or_die(&o);
     uint16_t port = server_instance_local_port(srv);
 
+    CHECK_GET(port, "/readyz", 200, "ready");
+    CHECK_GET(port, "/livez", 200, "alive");
     http_resp r;
-    CHECK(http_get(port, "/readyz", &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((char *)r.body, "ready");
-    http_resp_free(&r);
-    CHECK(http_get(port, "/livez", &r) == 0);
-    CHECK_INT(r.status, 200);
-    CHECK_STR((char *)r.body, "alive");
-    http_resp_free(&r);
 
     int ka = tcp_connect(port); /* a keep-alive connection opened before the signal */
     REQUIRE(ka >= 0);
-    CHECK(keepalive_get(ka, "/", &r) == 0);
+    CHECK(http_get_on(ka, "/", &r) == 0);
     CHECK_INT(r.status, 200);
     CHECK(http_header(&r, "connection") == NULL);
     http_resp_free(&r);
 
     async_req stashed;
-    async_get(&stashed, port, "/stash");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&stashed, port, "/stash", 1);
     CHECK_INT(server_request_drain_requested(th_stash), 0);
     async_req inflight;
-    async_get(&inflight, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 2, 10000));
+    ASYNC_ENTERED(&inflight, port, "/block", 2);
 
     CHECK_INT(server_instance_drain_requested(srv), 0);
     int64_t t0 = now_ms();
-    pthread_t th;
-    REQUIRE(pthread_create(&th, NULL, shutdown_main, srv) == 0);
+    shutdown_call sc;
+    shutdown_async(&sc, srv, 5000);
     while (!server_instance_drain_requested(srv) && now_ms() - t0 < 5000) sleep_ms(1);
     CHECK_INT(server_instance_drain_requested(srv), 1);
     /* a handler holding a request (a long poll) sees it and answers early */
@@ -124,11 +93,9 @@ void test_predrain_delay_semantics(void) {
     CHECK_STR((char *)r.body, "draining");
     CHECK_STR(http_header(&r, "connection"), "close");
     http_resp_free(&r);
-    CHECK(http_get(port, "/livez", &r) == 0);
-    CHECK_INT(r.status, 200);
-    http_resp_free(&r);
+    CHECK_GET(port, "/livez", 200, "alive");
     /* the connection opened before was not cut: its next answer closes it */
-    CHECK(keepalive_get(ka, "/", &r) == 0);
+    CHECK(http_get_on(ka, "/", &r) == 0);
     CHECK_INT(r.status, 200);
     CHECK_STR(http_header(&r, "connection"), "close");
     http_resp_free(&r);
@@ -142,19 +109,13 @@ void test_predrain_delay_semantics(void) {
     CHECK(st.connections_drained >= 1);
 
     /* after the delay the listener closes */
-    CHECK(wait_until(refuses_pred, &port, 5000));
+    CHECK(wait_refused(port, 5000));
     int64_t refused_at = now_ms() - t0;
     CHECK(refused_at >= 650);
     CHECK_RC(server_instance_wait_timeout(srv, 0), SERVER_STILL_RUNNING); /* in flight */
     event_signal(&th_release);
-    async_join(&inflight);
-    CHECK(inflight.rc == 0);
-    CHECK_INT(inflight.resp.status, 200);
-    CHECK_STR((char *)inflight.resp.body, "released");
-    async_free(&inflight);
-    void *rc;
-    pthread_join(th, &rc);
-    CHECK_RC((int)(intptr_t)rc, SERVER_OK);
+    CHECK_ANSWERED(&inflight, 200, "released");
+    CHECK_RC(shutdown_join(&sc), SERVER_OK);
     CHECK_INT(server_instance_stop_cause(srv), SERVER_CAUSE_GRACEFUL_CALL);
     server_instance_free(srv);
 
@@ -175,7 +136,7 @@ void test_predrain_second_signal_and_zero_timeout(void) {
     struct server_options o;
     opts_local(&o);
     o.drain_delay_ms = 20000;
-    server_instance *srv = start_inst(&o);
+    server_instance *srv = instance_start_or_die(&o);
     int64_t t0 = now_ms();
     CHECK_RC(server_instance_notify_signal(srv, SIGTERM), SERVER_OK);
     CHECK_RC(server_instance_wait_timeout(srv, 200), SERVER_STILL_RUNNING); /* in the delay */
@@ -186,7 +147,7 @@ void test_predrain_second_signal_and_zero_timeout(void) {
     CHECK_INT(server_instance_stop_cause(srv), SERVER_CAUSE_FORCED_SECOND_SIGNAL);
     server_instance_free(srv);
 
-    srv = start_inst(&o);
+    srv = instance_start_or_die(&o);
     t0 = now_ms();
     CHECK_RC(server_instance_shutdown(srv, 0), SERVER_OK); /* nothing open: graceful */
     CHECK(now_ms() - t0 < 5000);
@@ -195,7 +156,7 @@ void test_predrain_second_signal_and_zero_timeout(void) {
 
     /* a signal-started delay, then a shutdown call with a deadline: waits out the delay once */
     o.drain_delay_ms = 300;
-    srv = start_inst(&o);
+    srv = instance_start_or_die(&o);
     t0 = now_ms();
     CHECK_RC(server_instance_notify_signal(srv, SIGINT), SERVER_OK);
     sleep_ms(100);
@@ -211,11 +172,10 @@ void test_predrain_deadline_after_delay(void) {
     struct server_options o;
     opts_local(&o);
     o.drain_delay_ms = 400;
-    server_instance *srv = start_inst(&o);
+    server_instance *srv = instance_start_or_die(&o);
     uint16_t port = server_instance_local_port(srv);
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     int64_t t0 = now_ms();
     CHECK_RC(server_instance_shutdown(srv, 300), SERVER_ERR_FORCED);
     int64_t took = now_ms() - t0;
@@ -224,9 +184,8 @@ void test_predrain_deadline_after_delay(void) {
     struct server_stats st = SERVER_STATS_INIT;
     CHECK_RC(server_instance_get_stats(srv, &st), SERVER_OK);
     CHECK_INT(st.connections_cut, 1);
+    CHECK_CUT(&a);
     event_signal(&th_release);
-    async_join(&a);
-    async_free(&a);
     server_instance_free(srv);
 }
 
@@ -236,13 +195,13 @@ void test_connection_age_limits(void) {
     struct server_options o;
     opts_local(&o);
     o.max_requests_per_connection = 3;
-    server_instance *srv = start_inst(&o);
+    server_instance *srv = instance_start_or_die(&o);
     uint16_t port = server_instance_local_port(srv);
     int fd = tcp_connect(port);
     REQUIRE(fd >= 0);
     http_resp r;
     for (int i = 1; i <= 3; i++) {
-        CHECK(keepalive_get(fd, "/", &r) == 0);
+        CHECK(http_get_on(fd, "/", &r) == 0);
         CHECK_INT(r.status, 200);
         const char *c = http_header(&r, "connection");
         if (i < 3)
@@ -258,15 +217,15 @@ void test_connection_age_limits(void) {
 
     opts_local(&o);
     o.max_connection_age_ms = 300;
-    srv = start_inst(&o);
+    srv = instance_start_or_die(&o);
     port = server_instance_local_port(srv);
     fd = tcp_connect(port);
     REQUIRE(fd >= 0);
-    CHECK(keepalive_get(fd, "/", &r) == 0);
+    CHECK(http_get_on(fd, "/", &r) == 0);
     CHECK(http_header(&r, "connection") == NULL);
     http_resp_free(&r);
     sleep_ms(400);
-    CHECK(keepalive_get(fd, "/", &r) == 0); /* not cut while idle: answered, then closed */
+    CHECK(http_get_on(fd, "/", &r) == 0); /* not cut while idle: answered, then closed */
     CHECK_INT(r.status, 200);
     CHECK_STR(http_header(&r, "connection"), "close");
     http_resp_free(&r);
@@ -286,14 +245,14 @@ static bool three_active(void *arg) {
 void test_stats_v2_idle_and_drained(void) {
     struct server_options o;
     opts_local(&o);
-    server_instance *srv = start_inst(&o);
+    server_instance *srv = instance_start_or_die(&o);
     uint16_t port = server_instance_local_port(srv);
     int fds[3];
     http_resp r;
     for (int i = 0; i < 3; i++) {
         fds[i] = tcp_connect(port);
         REQUIRE(fds[i] >= 0);
-        CHECK(keepalive_get(fds[i], "/", &r) == 0);
+        CHECK(http_get_on(fds[i], "/", &r) == 0);
         http_resp_free(&r);
     }
     struct server_stats st = SERVER_STATS_INIT;
@@ -301,14 +260,12 @@ void test_stats_v2_idle_and_drained(void) {
     CHECK_INT(st.connections_active, 3);
     CHECK_INT(st.connections_idle, 3);
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     CHECK_RC(server_instance_get_stats(srv, &st), SERVER_OK);
     CHECK_INT(st.connections_active, 4);
     CHECK_INT(st.connections_idle, 3);
     event_signal(&th_release);
-    async_join(&a);
-    async_free(&a);
+    CHECK_ANSWERED(&a, 200, "released");
     /* The client has its answer; the server may still be closing that connection
      * (Connection: close). Once it is gone, only the three idle ones are left to drain. */
     CHECK(wait_until(three_active, srv, 5000));
@@ -339,16 +296,14 @@ void test_health_paths_validation(void) {
     CHECK_RC(server_instance_start(&srv, &o), SERVER_ERR_INVALID_ARGUMENT);
     CHECK(srv == NULL);
     o.readiness_path = "/readyz";
-    srv = start_inst(&o);
+    srv = instance_start_or_die(&o);
     uint16_t port = server_instance_local_port(srv);
     http_resp r;
     CHECK(http_post(port, "/readyz", "x", 1, &r) == 0);
     CHECK_INT(r.status, 405);
     CHECK_STR(http_header(&r, "allow"), "GET, HEAD");
     http_resp_free(&r);
-    CHECK(http_get(port, "/livez", &r) == 0); /* liveness off ("" is off): the handler's 404 */
-    CHECK_INT(r.status, 404);
-    http_resp_free(&r);
+    CHECK_GET(port, "/livez", 404, "not found\n"); /* liveness off ("" is off): the handler's 404 */
     CHECK_RC(server_instance_shutdown(srv, 5000), SERVER_OK);
     server_instance_free(srv);
 }

@@ -16,6 +16,13 @@ static bool readable(int fd, int timeout_ms) {
     return poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
 }
 
+static server_queue *new_queue(void) {
+    server_queue *q = NULL;
+    REQUIRE_RC(server_queue_new(&q), SERVER_OK);
+    REQUIRE(q != NULL);
+    return q;
+}
+
 /* A server whose handler is the queue: the library's own push, inline on the I/O threads. */
 static uint16_t start_queued(server_queue *q) {
     struct server_options o;
@@ -40,8 +47,7 @@ static size_t pop_n(server_queue *q, struct server_request **out, size_t want) {
 
 /* The packed head: method, path, query, peer, version, body length, then name/value pairs. */
 void test_queue_request_head(void) {
-    server_queue *q = NULL;
-    REQUIRE_RC(server_queue_new(&q), SERVER_OK);
+    server_queue *q = new_queue();
     uint16_t port = start_queued(q);
     async_req a;
     const char *raw =
@@ -87,9 +93,7 @@ void test_queue_request_head(void) {
     CHECK_RC(server_request_head(r[0], NULL, &n), SERVER_ERR_NULL_PARAMETER);
     CHECK_RC(server_respond(r[0], 204, NULL, 0, NULL, 0), SERVER_OK);
     server_request_free(r[0]);
-    async_join(&a);
-    CHECK_INT(a.resp.status, 204);
-    async_free(&a);
+    CHECK_ANSWERED(&a, 204, NULL);
     stop_and_check(port, 5000, SERVER_OK, 0);
     server_queue_release(q);
 }
@@ -97,8 +101,7 @@ void test_queue_request_head(void) {
 /* Requests wait in the queue until popped; answers wait until flushed; the descriptor is
  * readable exactly while requests wait. */
 void test_queue_deliver_and_flush(void) {
-    server_queue *q = NULL;
-    REQUIRE_RC(server_queue_new(&q), SERVER_OK);
+    server_queue *q = new_queue();
     int fd = server_queue_fd(q);
     REQUIRE(fd >= 0);
     CHECK(!readable(fd, 0));
@@ -144,8 +147,7 @@ void test_queue_deliver_and_flush(void) {
 
 /* Bad packed headers leave the request unanswered and still the caller's. */
 void test_queue_respond_errors(void) {
-    server_queue *q = NULL;
-    REQUIRE_RC(server_queue_new(&q), SERVER_OK);
+    server_queue *q = new_queue();
     uint16_t port = start_queued(q);
     async_req a;
     async_get(&a, port, "/");
@@ -169,10 +171,7 @@ void test_queue_respond_errors(void) {
     /* still answerable */
     CHECK_RC(server_queue_respond(q, r[0], 200, NULL, 0, (const uint8_t *)"ok", 2), SERVER_OK);
     server_queue_flush(q);
-    async_join(&a);
-    CHECK_INT(a.resp.status, 200);
-    CHECK_STR((const char *)a.resp.body, "ok");
-    async_free(&a);
+    CHECK_ANSWERED(&a, 200, "ok");
     /* NULLs elsewhere do nothing */
     CHECK_INT(server_queue_pop(NULL, r, 8), 0);
     CHECK_INT(server_queue_pop(q, NULL, 8), 0);
@@ -189,8 +188,7 @@ void test_queue_respond_errors(void) {
 
 /* A client gone before the answer: SERVER_ERR_CLOSED, and the request is freed all the same. */
 void test_queue_client_gone(void) {
-    server_queue *q = NULL;
-    REQUIRE_RC(server_queue_new(&q), SERVER_OK);
+    server_queue *q = new_queue();
     uint16_t port = start_queued(q);
     int fd = tcp_connect(port);
     REQUIRE(fd >= 0);
@@ -210,21 +208,15 @@ void test_queue_client_gone(void) {
 /* A closed queue answers 503 to what waits in it and to every later request; the server's
  * reference goes with the server (userdata_drop), the last release frees the queue. */
 void test_queue_close_answers_503(void) {
-    server_queue *q = NULL;
-    REQUIRE_RC(server_queue_new(&q), SERVER_OK);
+    server_queue *q = new_queue();
     uint16_t port = start_queued(q);
     async_req a;
     async_get(&a, port, "/waiting");
     REQUIRE(readable(server_queue_fd(q), 10000));
     server_queue_close(q);
     CHECK(!readable(server_queue_fd(q), 0));
-    async_join(&a);
-    CHECK_INT(a.resp.status, 503);
-    async_free(&a);
-    http_resp r;
-    CHECK(http_get(port, "/later", &r) == 0);
-    CHECK_INT(r.status, 503);
-    http_resp_free(&r);
+    CHECK_ANSWERED(&a, 503, NULL);
+    CHECK_GET(port, "/later", 503, NULL);
     server_queue_close(q); /* idempotent */
     stop_and_check(port, 5000, SERVER_OK, 0);
     server_queue_release(q);
@@ -233,8 +225,7 @@ void test_queue_close_answers_503(void) {
 /* Releasing the last reference while requests wait answers them 503 (nothing leaks, nothing
  * hangs); the server stops gracefully. */
 void test_queue_release_with_waiting_requests(void) {
-    server_queue *q = NULL;
-    REQUIRE_RC(server_queue_new(&q), SERVER_OK);
+    server_queue *q = new_queue();
     uint16_t port = start_queued(q);
     async_req a;
     async_get(&a, port, "/waiting");

@@ -25,21 +25,11 @@ static void install(int sig, void (*fn)(int), struct sigaction *old) {
     REQUIRE(sigaction(sig, &sa, old) == 0);
 }
 
-static void (*current_handler(int sig))(int) {
-    struct sigaction cur;
-    sigaction(sig, NULL, &cur);
-    return cur.sa_handler;
-}
-
-static bool refuses_pred(void *arg) { return port_refuses(*(uint16_t *)arg); }
-
 void test_notify_signal_misuse(void) {
     CHECK_RC(server_notify_signal(SIGTERM), SERVER_ERR_NOT_RUNNING);
     CHECK_RC(server_notify_signal(0), SERVER_ERR_INVALID_ARGUMENT);
     CHECK_RC(server_notify_signal(-5), SERVER_ERR_INVALID_ARGUMENT);
-    struct server_options o;
-    opts_local(&o);
-    uint16_t port = start_or_die(&o);
+    uint16_t port = start_local_with(th_handler);
     CHECK_RC(server_notify_signal(0), SERVER_ERR_INVALID_ARGUMENT);
     CHECK_RC(server_wait_timeout(50), SERVER_STILL_RUNNING); /* still serving */
     stop_and_check(port, 5000, SERVER_OK, 0);
@@ -58,23 +48,16 @@ void test_notify_signal_graceful(void) {
     CHECK(current_handler(SIGTERM) == host_forwarding_handler); /* untouched */
 
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     raise(SIGTERM);
     CHECK_INT(host_term_seen, 1);
     CHECK_RC(notify_rc_in_handler, SERVER_OK);
-    CHECK(wait_until(refuses_pred, &port, 10000)); /* the drain started */
+    CHECK(wait_refused(port, 10000)); /* the drain started */
     CHECK_RC(server_wait_timeout(0), SERVER_STILL_RUNNING); /* waiting for the request */
     event_signal(&th_release);
-    async_join(&a);
-    CHECK(a.rc == 0);
-    CHECK_INT(a.resp.status, 200);
-    CHECK_STR((const char *)a.resp.body, "released");
-    async_free(&a);
-    CHECK_RC(server_wait(), 0);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_SIGNAL);
+    CHECK_ANSWERED(&a, 200, "released");
+    CHECK_STOPPED(port, 0, SERVER_CAUSE_GRACEFUL_SIGNAL);
     CHECK(current_handler(SIGTERM) == host_forwarding_handler);
-    CHECK(port_bindable(port));
     sigaction(SIGTERM, &old, NULL);
 }
 
@@ -85,21 +68,17 @@ void test_notify_signal_second_forces(void) {
     o.signal_drain_timeout_ms = 30000;
     uint16_t port = start_or_die(&o);
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     CHECK_RC(server_notify_signal(SIGINT), SERVER_OK);
-    CHECK(wait_until(refuses_pred, &port, 10000));
+    CHECK(wait_refused(port, 10000));
     CHECK_RC(server_wait_timeout(100), SERVER_STILL_RUNNING);
     int64_t t0 = now_ms();
     CHECK_RC(server_notify_signal(SIGINT), SERVER_OK);
     CHECK_RC(server_wait(), 1);
     CHECK(now_ms() - t0 < 15000); /* forced at once, not at the 30 s deadline */
     CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_FORCED_SECOND_SIGNAL);
-    async_join(&a);
-    CHECK(a.rc != 0 || a.resp.status != 200);
-    async_free(&a);
-    event_signal(&th_release);
-    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    CHECK_CUT(&a);
+    RELEASE_BLOCKED(1);
     CHECK_RC(th_block_rc, SERVER_ERR_CLOSED);
     CHECK(port_bindable(port));
 }
@@ -111,19 +90,15 @@ void test_notify_signal_drain_deadline(void) {
     o.signal_drain_timeout_ms = 300;
     uint16_t port = start_or_die(&o);
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     int64_t t0 = now_ms();
     CHECK_RC(server_notify_signal(SIGTERM), SERVER_OK);
     CHECK_RC(server_wait(), 1);
     int64_t took = now_ms() - t0;
     CHECK(took >= 250 && took < 15000);
     CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_FORCED_DEADLINE);
-    async_join(&a);
-    CHECK(a.rc != 0 || a.resp.status != 200);
-    async_free(&a);
-    event_signal(&th_release);
-    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    CHECK_CUT(&a);
+    RELEASE_BLOCKED(1);
     CHECK(port_bindable(port));
 }
 
@@ -156,34 +131,25 @@ void test_library_signals_chain_and_restore(void) {
     CHECK(cur.sa_handler != custom_handler);
 
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     raise(SIGTERM);
     CHECK_INT(custom_term, 1); /* chained */
-    CHECK(wait_until(refuses_pred, &port, 10000));
+    CHECK(wait_refused(port, 10000));
     event_signal(&th_release);
-    async_join(&a);
-    CHECK(a.rc == 0);
-    CHECK_INT(a.resp.status, 200);
-    CHECK_STR((const char *)a.resp.body, "released");
-    async_free(&a);
-    CHECK_RC(server_wait(), 0);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_SIGNAL);
+    CHECK_ANSWERED(&a, 200, "released");
+    CHECK_STOPPED(port, 0, SERVER_CAUSE_GRACEFUL_SIGNAL);
     CHECK(current_handler(SIGTERM) == custom_handler); /* restored */
     CHECK(current_handler(SIGINT) == custom_handler);
-    CHECK(port_bindable(port));
 
     /* cycle 2: kill(getpid(), SIGINT), idle server */
     port = start_or_die(&o);
     CHECK(current_handler(SIGINT) != custom_handler);
     kill(getpid(), SIGINT);
-    CHECK_RC(server_wait(), 0);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_SIGNAL);
+    CHECK_STOPPED(port, 0, SERVER_CAUSE_GRACEFUL_SIGNAL);
     CHECK_INT(custom_int, 1);
     CHECK_INT(custom_term, 1);
     CHECK(current_handler(SIGINT) == custom_handler);
     CHECK(current_handler(SIGTERM) == custom_handler);
-    CHECK(port_refuses(port));
 
     /* after the stop, the custom handler runs alone and the library does nothing */
     raise(SIGTERM);
@@ -199,18 +165,13 @@ void test_library_signals_second_forces(void) {
     o.signal_drain_timeout_ms = 30000;
     uint16_t port = start_or_die(&o);
     async_req a;
-    async_get(&a, port, "/block");
-    REQUIRE(event_wait_n(&th_entered, 1, 10000));
+    ASYNC_ENTERED(&a, port, "/block", 1);
     raise(SIGTERM);
-    CHECK(wait_until(refuses_pred, &port, 10000));
+    CHECK(wait_refused(port, 10000));
     raise(SIGINT);
-    CHECK_RC(server_wait(), 1);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_FORCED_SECOND_SIGNAL);
-    async_join(&a);
-    CHECK(a.rc != 0 || a.resp.status != 200);
-    async_free(&a);
-    event_signal(&th_release);
-    CHECK(event_wait_n(&th_block_done, 1, 10000));
+    CHECK_STOPPED(port, 1, SERVER_CAUSE_FORCED_SECOND_SIGNAL);
+    CHECK_CUT(&a);
+    RELEASE_BLOCKED(1);
     CHECK(current_handler(SIGTERM) == SIG_DFL);
     CHECK(current_handler(SIGINT) == SIG_DFL);
 }
@@ -224,11 +185,9 @@ void test_library_signals_default_not_chained(void) {
     o.signals = SERVER_SIGNALS_LIBRARY;
     uint16_t port = start_or_die(&o);
     raise(SIGTERM); /* SIG_DFL would kill us if it were chained */
-    CHECK_RC(server_wait(), 0);
-    CHECK_INT(server_last_stop_cause(), SERVER_CAUSE_GRACEFUL_SIGNAL);
+    CHECK_STOPPED(port, 0, SERVER_CAUSE_GRACEFUL_SIGNAL);
     CHECK(current_handler(SIGTERM) == SIG_DFL);
     CHECK(current_handler(SIGINT) == SIG_IGN);
-    CHECK(port_refuses(port));
     signal(SIGINT, SIG_DFL);
 }
 
@@ -244,10 +203,7 @@ void test_host_signals_untouched(void) {
     CHECK(current_handler(SIGINT) == SIG_DFL);
     raise(SIGTERM); /* ignored: the server keeps running */
     CHECK_RC(server_wait_timeout(200), SERVER_STILL_RUNNING);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    CHECK_INT(r.status, 200);
-    http_resp_free(&r);
+    CHECK_GET(port, "/", 200, "OK");
     stop_and_check(port, 5000, SERVER_OK, 0);
     signal(SIGTERM, SIG_DFL);
 }

@@ -18,12 +18,6 @@
 
 #include "harness.h"
 
-static void tag_handler(void *userdata, struct server_request *req) {
-    const char *tag = userdata;
-    server_respond(req, 200, NULL, 0, (const uint8_t *)tag, strlen(tag));
-    server_request_free(req);
-}
-
 /* `gs_tests --serve ADDR TAG`: the successor an upgrade test starts. Serves TAG on ADDR (an
  * inherited listener is adopted) until SIGTERM; its exit status is the outcome. */
 int gs_serve_child(int argc, char **argv) {
@@ -40,11 +34,14 @@ int gs_serve_child(int argc, char **argv) {
     return server_wait();
 }
 
-static server_instance *start_inst(const struct server_options *o) {
-    server_instance *srv = NULL;
-    REQUIRE_RC(server_instance_start(&srv, o), SERVER_OK);
-    return srv;
-}
+/* SIGTERM to an upgrade's successor (a gs_tests --serve child), which must then exit 0. */
+#define STOP_SUCCESSOR(pid)                                         \
+    do {                                                            \
+        kill((pid_t)(pid), SIGTERM);                                \
+        int st_ = 0;                                                \
+        CHECK(waitpid((pid_t)(pid), &st_, 0) == (pid_t)(pid));      \
+        CHECK(WIFEXITED(st_) && WEXITSTATUS(st_) == 0);             \
+    } while (0)
 
 /* A datagram socket bound to `name` (a path, or "@abstract"); returns the fd. */
 static int notify_socket(const char *name) {
@@ -102,7 +99,7 @@ void test_sd_notify_ready_watchdog_stopping(void) {
         setenv("WATCHDOG_USEC", "200000", 1); /* pings every 100 ms */
         struct server_options o;
         opts_local(&o);
-        server_instance *srv = start_inst(&o);
+        server_instance *srv = instance_start_or_die(&o);
         char got[8192] = "";
         collect(fd, 450, got, sizeof got);
         char want[64];
@@ -128,7 +125,7 @@ void test_sd_notify_ready_watchdog_stopping(void) {
         CHECK_INT(count_of(got, "WATCHDOG=1"), 0);
 
         o.sd_notify = SERVER_SD_NOTIFY_OFF;
-        srv = start_inst(&o);
+        srv = instance_start_or_die(&o);
         got[0] = 0;
         collect(fd, 300, got, sizeof got);
         CHECK_STR(got, "");
@@ -146,8 +143,6 @@ void test_sd_notify_ready_watchdog_stopping(void) {
     CHECK_RC(server_instance_start(&srv, &o), SERVER_ERR_INVALID_ARGUMENT);
 }
 
-static bool refuses_pred(void *arg) { return port_refuses(*(uint16_t *)arg); }
-
 /* fd:N adopts a listening socket; its drain stops accepting without breaking the socket: a
  * connection made after the first server drained waits in the queue, not refused, and the
  * next server on the same socket answers it — a restart that refuses nothing. */
@@ -162,12 +157,9 @@ void test_adopted_listener_survives_the_drain(void) {
     o.addr = addr;
     o.handler = tag_handler;
     o.userdata = "first";
-    server_instance *a = start_inst(&o);
+    server_instance *a = instance_start_or_die(&o);
     CHECK_INT(server_instance_local_port(a), port);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    CHECK_STR((char *)r.body, "first");
-    http_resp_free(&r);
+    CHECK_GET(port, "/", 200, "first");
     CHECK_RC(server_instance_shutdown(a, 5000), SERVER_OK);
     server_instance_free(a);
 
@@ -178,16 +170,12 @@ void test_adopted_listener_survives_the_drain(void) {
     sleep_ms(100);
     snprintf(addr, sizeof addr, "fd:%d", dup(keep));
     o.userdata = "second";
-    server_instance *b = start_inst(&o);
-    async_join(&waiting);
-    CHECK(waiting.rc == 0);
-    CHECK_INT(waiting.resp.status, 200);
-    CHECK_STR((char *)waiting.resp.body, "second");
-    async_free(&waiting);
+    server_instance *b = instance_start_or_die(&o);
+    CHECK_ANSWERED(&waiting, 200, "second");
     CHECK_RC(server_instance_shutdown(b, 5000), SERVER_OK);
     server_instance_free(b);
     close(keep);
-    CHECK(wait_until(refuses_pred, &port, 5000)); /* the last copy closed: now refused */
+    CHECK(wait_refused(port, 5000)); /* the last copy closed: now refused */
 }
 
 /* Bad fd:N, systemd without sockets, systemd:NAME lookups: a clear start error each. */
@@ -246,19 +234,16 @@ void test_adopt_errors_and_systemd_names(void) {
     o.addr = "systemd:web";
     o.handler = tag_handler;
     o.userdata = "web";
-    srv = start_inst(&o);
+    srv = instance_start_or_die(&o);
     CHECK_INT(server_instance_local_port(srv), p2);
-    http_resp r;
-    CHECK(http_get(p2, "/", &r) == 0);
-    CHECK_STR((char *)r.body, "web");
-    http_resp_free(&r);
+    CHECK_GET(p2, "/", 200, "web");
     o.addr = "systemd:nope";
     server_instance *none = NULL;
     CHECK_RC(server_instance_start(&none, &o), SERVER_ERR_BIND);
     CHECK(strstr(server_last_error(), "no passed socket is named \"nope\"") != NULL);
     CHECK(strstr(server_last_error(), "fd 4 = web") != NULL);
     o.addr = "systemd"; /* the first: metrics */
-    server_instance *first = start_inst(&o);
+    server_instance *first = instance_start_or_die(&o);
     CHECK_INT(server_instance_local_port(first), p1);
     CHECK_RC(server_instance_shutdown(srv, 5000), SERVER_OK);
     CHECK_RC(server_instance_shutdown(first, 5000), SERVER_OK);
@@ -289,7 +274,7 @@ void test_instance_upgrade_hands_over(void) {
     o.handler = tag_handler;
     o.userdata = "old";
     o.drain_delay_ms = 200;
-    server_instance *srv = start_inst(&o);
+    server_instance *srv = instance_start_or_die(&o);
     uint16_t port = server_instance_local_port(srv);
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
@@ -308,10 +293,7 @@ void test_instance_upgrade_hands_over(void) {
     CHECK(strstr(server_last_error(), "No such file or directory") != NULL);
     CHECK_RC(server_instance_upgrade(srv, NULL, fail_argv, 300, NULL), SERVER_ERR_INVALID_ARGUMENT);
     CHECK_INT(server_instance_drain_requested(srv), 0);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    CHECK_STR((char *)r.body, "old");
-    http_resp_free(&r);
+    CHECK_GET(port, "/", 200, "old");
 
     /* the hand-over */
     const char *argv[] = {exe, "--serve", addr, "new", NULL};
@@ -322,15 +304,8 @@ void test_instance_upgrade_hands_over(void) {
     CHECK_RC(server_instance_wait(srv), 0);
     CHECK_INT(server_instance_stop_cause(srv), SERVER_CAUSE_UPGRADED);
     server_instance_free(srv);
-    for (int i = 0; i < 5; i++) { /* the successor answers, on the same port */
-        CHECK(http_get(port, "/", &r) == 0);
-        CHECK_STR((char *)r.body, "new");
-        http_resp_free(&r);
-    }
-    kill((pid_t)pid, SIGTERM);
-    int st = 0;
-    CHECK(waitpid((pid_t)pid, &st, 0) == (pid_t)pid);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    for (int i = 0; i < 5; i++) CHECK_GET(port, "/", 200, "new"); /* the successor, same port */
+    STOP_SUCCESSOR(pid);
     CHECK(port_refuses(port));
 }
 
@@ -349,14 +324,8 @@ static void upgrade_to_same_addr(server_instance *srv, const char *addr, uint16_
     }
     CHECK_RC(server_instance_wait(srv), 0);
     CHECK_INT(server_instance_stop_cause(srv), SERVER_CAUSE_UPGRADED);
-    http_resp r;
-    CHECK(http_get(port, "/", &r) == 0);
-    CHECK_STR((char *)r.body, "new");
-    http_resp_free(&r);
-    kill((pid_t)pid, SIGTERM);
-    int st = 0;
-    CHECK(waitpid((pid_t)pid, &st, 0) == (pid_t)pid);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    CHECK_GET(port, "/", 200, "new");
+    STOP_SUCCESSOR(pid);
 }
 
 /* The successor gets the listener the way this server got it, so the same address adopts it
@@ -377,7 +346,7 @@ void test_upgrade_keeps_the_listener_shape(void) {
     char addr[32];
     snprintf(addr, sizeof addr, "fd:%d", n);
     o.addr = addr;
-    server_instance *srv = start_inst(&o);
+    server_instance *srv = instance_start_or_die(&o);
     upgrade_to_same_addr(srv, addr, port);
     server_instance_free(srv);
     CHECK(port_refuses(port)); /* nobody holds the socket any more */
@@ -401,7 +370,7 @@ void test_upgrade_keeps_the_listener_shape(void) {
     setenv("LISTEN_FDS", "2", 1);
     setenv("LISTEN_FDNAMES", "metrics:web", 1);
     o.addr = "systemd:web";
-    srv = start_inst(&o);
+    srv = instance_start_or_die(&o);
     CHECK_INT(server_instance_local_port(srv), p2);
     upgrade_to_same_addr(srv, "systemd:web", p2);
     server_instance_free(srv);
@@ -463,7 +432,7 @@ void test_upgrade_hands_the_service_over(void) {
     o.handler = tag_handler;
     o.userdata = "old";
     o.drain_delay_ms = 300; /* the old one keeps running (and would keep pinging) a while */
-    server_instance *srv = start_inst(&o);
+    server_instance *srv = instance_start_or_die(&o);
     uint16_t port = server_instance_local_port(srv);
     char addr[32];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", port);
@@ -482,10 +451,7 @@ void test_upgrade_hands_the_service_over(void) {
     CHECK_RC(server_instance_wait(srv), 0);
     server_instance_free(srv);
     collect_cred(fd, 350, after); /* the successor serves alone now */
-    kill((pid_t)child, SIGTERM);
-    int st = 0;
-    CHECK(waitpid((pid_t)child, &st, 0) == (pid_t)child);
-    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    STOP_SUCCESSOR(child);
     collect_cred(fd, 150, after);
 
     char mainpid[32];

@@ -41,21 +41,13 @@ static atomic_int client_ok, client_bad;
 static void *client(void *arg) {
     (void)arg;
     for (int i = 0; i < PER_CLIENT; i++) {
-        http_resp r;
         const char *path = i % 3 == 0 ? "/sleep?ms=5" : "/";
-        if (http_get(g_port, path, &r) == 0 && r.status == 200)
-            atomic_fetch_add(&client_ok, 1);
-        else
-            atomic_fetch_add(&client_bad, 1);
-        http_resp_free(&r);
+        char why[256];
+        atomic_fetch_add(http_get_is(g_port, path, 200, NULL, why, sizeof why) ? &client_ok : &client_bad, 1);
     }
     return NULL;
 }
 
-static void *shutdown_thread(void *arg) {
-    (void)arg;
-    return (void *)(intptr_t)server_shutdown(20000);
-}
 static void *wait_thread(void *arg) {
     (void)arg;
     return (void *)(intptr_t)server_wait();
@@ -77,33 +69,22 @@ void test_concurrent_api_calls(void) {
     int entered0 = event_count(&th_entered); /* the /sleep calls above counted too */
     for (int i = 0; i < 3; i++) async_get(&slow[i], g_port, "/sleep?ms=300");
     REQUIRE(event_wait_n(&th_entered, entered0 + 3, 10000));
-    pthread_t sd[4], wt[2];
-    for (int i = 0; i < 4; i++) REQUIRE(pthread_create(&sd[i], NULL, shutdown_thread, NULL) == 0);
+    shutdown_call sd[4];
+    pthread_t wt[2];
+    for (int i = 0; i < 4; i++) shutdown_async(&sd[i], NULL, 20000);
     for (int i = 0; i < 2; i++) REQUIRE(pthread_create(&wt[i], NULL, wait_thread, NULL) == 0);
-    for (int i = 0; i < 4; i++) {
-        void *ret;
-        pthread_join(sd[i], &ret);
-        CHECK_RC((intptr_t)ret, SERVER_OK);
-    }
+    for (int i = 0; i < 4; i++) CHECK_RC(shutdown_join(&sd[i]), SERVER_OK);
     for (int i = 0; i < 2; i++) {
         void *ret;
         pthread_join(wt[i], &ret);
         CHECK_RC((intptr_t)ret, 0);
     }
-    for (int i = 0; i < 3; i++) {
-        async_join(&slow[i]);
-        CHECK(slow[i].rc == 0);
-        CHECK_INT(slow[i].resp.status, 200);
-        CHECK_STR((const char *)slow[i].resp.body, "slept 300");
-        async_free(&slow[i]);
-    }
+    for (int i = 0; i < 3; i++) CHECK_ANSWERED(&slow[i], 200, "slept 300");
     stop_pollers = true;
     for (int i = 0; i < 4; i++) pthread_join(polls[i], NULL);
     CHECK_INT(atomic_load(&poll_violations), 0);
     CHECK(atomic_load(&poll_iterations) > 0);
-    CHECK_RC(server_wait(), 0);
-    CHECK(port_refuses(g_port));
-    CHECK(port_bindable(g_port));
+    CHECK_STOPPED(g_port, 0, SERVER_CAUSE_GRACEFUL_CALL);
 }
 
 #define STARTERS 8
@@ -145,10 +126,7 @@ void test_concurrent_start_one_wins(void) {
         CHECK_INT(ok, 1);
         uint16_t port = server_local_port();
         REQUIRE(port != 0);
-        http_resp r;
-        CHECK(http_get(port, "/", &r) == 0);
-        CHECK_INT(r.status, 200);
-        http_resp_free(&r);
+        CHECK_GET(port, "/", 200, "OK");
         if (winner >= 0) CHECK_INT(atomic_load(&start_drops[winner]), 0);
         stop_and_check(port, 5000, SERVER_OK, 0);
         if (winner >= 0) CHECK_INT(wait_count(&start_drops[winner], 1, 10000), 1);
@@ -190,13 +168,11 @@ void test_many_cycles_no_leaks(void) {
             server_wait();
             continue;
         }
-        uint16_t port = server_local_port();
-        http_resp r;
-        if (http_get(port, "/", &r) != 0 || r.status != 200 || strcmp((char *)r.body, "OK") != 0) {
-            check_fail(__FILE__, __LINE__, "cycle %d: GET / status %d", i, r.status);
+        char why[600];
+        if (!http_get_is(server_local_port(), "/", 200, "OK", why, sizeof why)) {
+            check_fail(__FILE__, __LINE__, "cycle %d: %s", i, why);
             bad++;
         }
-        http_resp_free(&r);
         int rc = server_shutdown(5000);
         int w = server_wait();
         if (rc != SERVER_OK || w != 0) {
@@ -241,9 +217,7 @@ void test_wait_releases_runtime_resources(void) {
         o.userdata = &drops[i];
         o.userdata_drop = drop_count;
         port = start_or_die(&o);
-        http_resp r;
-        CHECK(http_get(port, "/", &r) == 0);
-        http_resp_free(&r);
+        CHECK_GET(port, "/", 200, "OK");
         CHECK_RC(server_shutdown(5000), SERVER_OK);
         CHECK_RC(server_wait(), 0);
         int fds = open_fd_count(), th = thread_count();

@@ -35,10 +35,11 @@ def procs():
 @pytest.fixture
 def serve(procs, host):
     """serve(timeout_ms=None, delay_ms=None) starts the test's host on 127.0.0.1:0 and waits for its
-    ready line (None: the flag is not passed)."""
+    ready line (None: the flag is not passed); serve(argv=[...]) passes that command line as is."""
 
-    def _start(timeout_ms: int | None = None, addr: str = "127.0.0.1:0", delay_ms: int | None = None) -> hostlib.Proc:
-        p = hostlib.start(host, timeout_ms=timeout_ms, addr=addr, delay_ms=delay_ms)
+    def _start(timeout_ms: int | None = None, addr: str = "127.0.0.1:0", delay_ms: int | None = None,
+               argv: list[str] | None = None) -> hostlib.Proc:
+        p = hostlib.start(host, timeout_ms=timeout_ms, addr=addr, delay_ms=delay_ms, argv=argv)
         procs.append(p)
         return p
 

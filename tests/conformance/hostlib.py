@@ -179,14 +179,16 @@ def spawn(host: str, *args: str, preexec: Optional[list[str]] = None) -> Proc:
     return Proc(host, argv, popen, out, err)
 
 
-def start(host: str, timeout_ms: Optional[int] = None, addr: str = "127.0.0.1:0", delay_ms: Optional[int] = None) -> Proc:
-    """Starts a host on addr and waits for its ready line; returns it with .port set."""
+def start(host: str, timeout_ms: Optional[int] = None, addr: str = "127.0.0.1:0", delay_ms: Optional[int] = None,
+          argv: Optional[list[str]] = None) -> Proc:
+    """Starts a host on addr and waits for its ready line; returns it with .port set. argv, when
+    given, is the whole command line instead of the one built from the other arguments."""
     args = ["--addr", addr]
     if timeout_ms is not None:
         args += ["--shutdown-timeout-ms", str(timeout_ms)]
     if delay_ms is not None:
         args += ["--drain-delay-ms", str(delay_ms)]
-    proc = spawn(host, *args)
+    proc = spawn(host, *(args if argv is None else argv))
     line = proc.out.wait_line(READY_TIMEOUT_S)
     if line is None:
         status = proc.popen.poll()
@@ -423,6 +425,25 @@ def wait_closed(s: socket.socket, timeout: float) -> str:
         if not data:
             return "eof"
         # A drain may answer a half-sent request with an error before closing; keep reading.
+
+
+def wait_closed_silently(s: socket.socket, timeout: float) -> str:
+    """Like wait_closed, but the peer must close without sending a single byte first (no error
+    answer to a half-sent request, nothing after a complete one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"connection still open after {timeout}s")
+        r, _, _ = select.select([s], [], [], left)
+        if not r:
+            continue
+        try:
+            data = s.recv(65536)
+        except ConnectionResetError:
+            return "reset"
+        assert not data, f"the server sent {data[:200]!r} before closing the connection"
+        return "eof"
 
 
 class Background(threading.Thread):

@@ -6,7 +6,6 @@ import gc
 import http.client
 import os
 import select
-import signal
 import socket
 import subprocess
 import sys
@@ -17,7 +16,6 @@ from typing import Dict, Iterator, List, Optional, Tuple
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(os.environ.get("GRACESERVE_BIN", ROOT / "build" / "bin"))
 PKG = ROOT / "bindings" / "python"
 LIB = Path(os.environ.get("GRACESERVE_LIBRARY", ROOT / "target" / "release" / "libgraceserve.so"))
 
@@ -26,9 +24,6 @@ os.environ.setdefault("GRACESERVE_LIBRARY", str(LIB))
 
 import graceserve  # noqa: E402
 from graceserve import _server  # noqa: E402
-
-HOSTS = {"c": BIN / "server-c", "python": BIN / "server-python"}
-
 
 def py_env(**extra: str) -> Dict[str, str]:
     """Environment for a child Python that imports the in-repo package."""
@@ -39,7 +34,8 @@ def py_env(**extra: str) -> Dict[str, str]:
 
 
 class Host:
-    """One example-host process (server-c or server-python) under test."""
+    """A child process that prints `listening on HOST:PORT` first (the CLI, an application),
+    under test. The example hosts are driven by tests/conformance."""
 
     def __init__(self, exe: Path, *args: str) -> None:
         self.exe = exe
@@ -86,33 +82,6 @@ class Host:
         for f in (self.proc.stdout, self.proc.stderr):
             if f is not None:
                 f.close()
-
-
-@pytest.fixture(params=sorted(HOSTS))
-def host_exe(request: pytest.FixtureRequest) -> Path:
-    exe = HOSTS[request.param]
-    if not exe.exists():
-        pytest.fail(f"{exe} is missing: run `make hosts` first")
-    return exe
-
-
-@pytest.fixture
-def spawn(host_exe: Path) -> Iterator["Spawner"]:
-    started: List[Host] = []
-
-    def _spawn(*args: str, listening: bool = True) -> Host:
-        h = Host(host_exe, *args)
-        started.append(h)
-        if listening:
-            h.wait_listening()
-        return h
-
-    yield _spawn
-    for h in started:
-        h.kill()
-
-
-Spawner = object  # for annotations only
 
 
 def read_lines(stream: "object", n: int, timeout: float = 10.0) -> List[str]:
@@ -229,6 +198,3 @@ def _no_leftover_server() -> Iterator[None]:
     for s in left:
         s.shutdown(0)
     assert not left, f"a test left servers running: {left}"
-
-
-SIGNALS = {"SIGTERM": signal.SIGTERM, "SIGINT": signal.SIGINT}

@@ -97,6 +97,7 @@ func handler() http.Handler {
 				text(w, http.StatusBadRequest, "bad body\n")
 				return
 			}
+			w.Header()["Content-Type"] = nil // no sniffed Content-Type: the echo is the body alone, as in every host
 			w.WriteHeader(http.StatusOK)
 			_, _ = w.Write(body)
 		default:
