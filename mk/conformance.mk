@@ -1,7 +1,7 @@
 # Cross-host conformance suite (issue 6): one pytest suite drives every host in build/bin through
 # the host contract (docs/architecture.md §5 The host contract), next to server-goref, a Go
-# net/http reference host. It is the one home of the host contract's tests: tests/go keeps only server-go's signal stress, and
-# tests/python and bindings/go test what only their binding can show.
+# net/http reference host. It is the one home of the host contract's tests: tests/go keeps only
+# server-go's signal stress, and tests/python and bindings/go test what only their binding can show.
 #
 #   make test-conformance   correctness assertions on every host (part of `make test`)
 #   make conformance        the same run, ending with the host x scenario table
